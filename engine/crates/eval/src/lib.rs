@@ -1,0 +1,1 @@
+//! sinhtrac-eval (skeleton: being written)

@@ -1,0 +1,1 @@
+//! sinhtrac-finger (skeleton: being written)

@@ -1,0 +1,1 @@
+//! sinhtrac-index (skeleton: being written)

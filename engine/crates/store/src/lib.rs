@@ -1,0 +1,1 @@
+//! sinhtrac-store (skeleton: being written)
