@@ -1,0 +1,299 @@
+//! Face detection: YuNet (default, MIT) or SCRFD (optional; its weights are non-commercial), five
+//! landmarks per face, decoded as the model manifest describes, then non-maximum suppression.
+//!
+//! The image is scaled so its longest side is at most `max_side` (never enlarged) and padded on the
+//! right and bottom to the model's alignment (YuNet 2026may takes any multiple of 32, so the network
+//! runs at the image's own scale: work grows with pixels, not with a fixed 640×640 canvas).
+
+use image::RgbImage;
+
+use crate::runtime::{output, Colour, ModelEntry, ModelError, ModelSession, RuntimeConfig};
+
+/// An axis-aligned face box in image pixels.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FaceBox {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub width: f32,
+    /// Height.
+    pub height: f32,
+}
+
+impl FaceBox {
+    /// Area in square pixels.
+    pub fn area(&self) -> f32 {
+        self.width.max(0.0) * self.height.max(0.0)
+    }
+
+    /// Intersection over union with another box.
+    pub fn iou(&self, other: &FaceBox) -> f32 {
+        let x1 = self.x.max(other.x);
+        let y1 = self.y.max(other.y);
+        let x2 = (self.x + self.width).min(other.x + other.width);
+        let y2 = (self.y + self.height).min(other.y + other.height);
+        let inter = (x2 - x1).max(0.0) * (y2 - y1).max(0.0);
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+/// One detected face.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// Face box.
+    pub bbox: FaceBox,
+    /// Five landmarks (x, y): image-left eye, image-right eye, nose tip, image-left and image-right
+    /// mouth corners (the subject's right eye first), the order of the ArcFace template.
+    pub landmarks: [[f32; 2]; 5],
+    /// Detector confidence in [0, 1].
+    pub score: f32,
+}
+
+enum Decoder {
+    YuNet,
+    Scrfd { anchors: usize },
+}
+
+/// A loaded face detector.
+pub struct Detector {
+    model: ModelSession,
+    decoder: Decoder,
+    max_side: u32,
+    align: u32,
+    fixed: Option<u32>,
+    /// Minimum score for a detection to be kept.
+    pub score_threshold: f32,
+    nms_iou: f32,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("model", &self.model.entry().id).finish()
+    }
+}
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+
+impl Detector {
+    /// Load the detector described by `entry`.
+    pub fn load(entry: &ModelEntry, config: &RuntimeConfig) -> Result<Self, ModelError> {
+        let decoder = if entry.output.starts_with("yunet") {
+            Decoder::YuNet
+        } else if entry.output.starts_with("scrfd") {
+            Decoder::Scrfd { anchors: entry.param_f32("anchors", 2.0)? as usize }
+        } else {
+            return Err(ModelError::Manifest(format!("{}: unknown detector output '{}'", entry.id, entry.output)));
+        };
+        Ok(Detector {
+            decoder,
+            max_side: entry.param_f32("max_side", 640.0)? as u32,
+            align: (entry.param_f32("align", 32.0)? as u32).max(1),
+            fixed: entry.param("fixed").and_then(|v| v.parse().ok()),
+            score_threshold: entry.param_f32("score", 0.6)?,
+            nms_iou: entry.param_f32("nms_iou", 0.3)?,
+            model: ModelSession::load(entry, config)?,
+        })
+    }
+
+    /// Model id.
+    pub fn model_id(&self) -> &str {
+        &self.model.entry().id
+    }
+
+    /// Every face above the score threshold, best first, in original image coordinates.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, ModelError> {
+        let (w, h) = img.dimensions();
+        let limit = self.fixed.unwrap_or(self.max_side) as f32;
+        let scale = (limit / w.max(h) as f32).min(1.0);
+        let (sw, sh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        let scaled;
+        let src = if (sw, sh) == (w, h) {
+            img
+        } else {
+            scaled = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
+            &scaled
+        };
+        let round_up = |v: u32| v.div_ceil(self.align) * self.align;
+        let (pw, ph) = match self.fixed {
+            Some(f) => (f, f),
+            None => (round_up(sw), round_up(sh)),
+        };
+        let entry = self.model.entry();
+        let tensor = planar_tensor(src, pw, ph, entry.colour, entry.mean, entry.std);
+        let outputs = self.model.run_f32(&[1, 3, ph as usize, pw as usize], &tensor)?;
+        let mut found = match self.decoder {
+            Decoder::YuNet => self.decode_yunet(&outputs, pw as usize, ph as usize)?,
+            Decoder::Scrfd { anchors } => self.decode_scrfd(&outputs, pw as usize, ph as usize, anchors)?,
+        };
+        let mut kept = nms(&mut found, self.nms_iou);
+        let (sx, sy) = (sw as f32 / w as f32, sh as f32 / h as f32);
+        for d in &mut kept {
+            d.bbox.x /= sx;
+            d.bbox.width /= sx;
+            d.bbox.y /= sy;
+            d.bbox.height /= sy;
+            for p in &mut d.landmarks {
+                p[0] /= sx;
+                p[1] /= sy;
+            }
+            clip_box(&mut d.bbox, w as f32, h as f32);
+        }
+        Ok(kept)
+    }
+
+    fn decode_yunet(&self, outputs: &[crate::runtime::Output], pw: usize, ph: usize) -> Result<Vec<Detection>, ModelError> {
+        let id = self.model_id();
+        let mut found = Vec::new();
+        for s in STRIDES {
+            let cls = &output(outputs, id, &format!("cls_{s}"))?.data;
+            let obj = &output(outputs, id, &format!("obj_{s}"))?.data;
+            let bbox = &output(outputs, id, &format!("bbox_{s}"))?.data;
+            let kps = &output(outputs, id, &format!("kps_{s}"))?.data;
+            let cols = pw / s;
+            let anchors = cols * (ph / s);
+            if cls.len() < anchors || obj.len() < anchors || bbox.len() < anchors * 4 || kps.len() < anchors * 10 {
+                return Err(ModelError::inference(id, format!("stride {s}: output smaller than {anchors} anchors")));
+            }
+            let sf = s as f32;
+            for i in 0..anchors {
+                let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
+                if score < self.score_threshold {
+                    continue;
+                }
+                let (col, row) = ((i % cols) as f32, (i / cols) as f32);
+                let b = &bbox[i * 4..i * 4 + 4];
+                let (cx, cy) = ((col + b[0]) * sf, (row + b[1]) * sf);
+                let (bw, bh) = (b[2].exp() * sf, b[3].exp() * sf);
+                let k = &kps[i * 10..i * 10 + 10];
+                let landmarks = std::array::from_fn(|j| [(col + k[2 * j]) * sf, (row + k[2 * j + 1]) * sf]);
+                found.push(Detection {
+                    bbox: FaceBox { x: cx - bw / 2.0, y: cy - bh / 2.0, width: bw, height: bh },
+                    landmarks,
+                    score,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    fn decode_scrfd(&self, outputs: &[crate::runtime::Output], pw: usize, ph: usize, per_cell: usize) -> Result<Vec<Detection>, ModelError> {
+        let id = self.model_id();
+        if outputs.len() < 9 {
+            return Err(ModelError::inference(id, format!("expected 9 outputs, got {}", outputs.len())));
+        }
+        let mut found = Vec::new();
+        for (level, s) in STRIDES.into_iter().enumerate() {
+            let (scores, bbox, kps) = (&outputs[level].data, &outputs[level + 3].data, &outputs[level + 6].data);
+            let cols = pw / s;
+            let anchors = cols * (ph / s) * per_cell;
+            if scores.len() < anchors || bbox.len() < anchors * 4 || kps.len() < anchors * 10 {
+                return Err(ModelError::inference(id, format!("stride {s}: output smaller than {anchors} anchors")));
+            }
+            let sf = s as f32;
+            for i in 0..anchors {
+                let score = scores[i];
+                if score < self.score_threshold {
+                    continue;
+                }
+                let cell = i / per_cell;
+                let (cx, cy) = ((cell % cols) as f32 * sf, (cell / cols) as f32 * sf);
+                let b = &bbox[i * 4..i * 4 + 4];
+                let (x1, y1, x2, y2) = (cx - b[0] * sf, cy - b[1] * sf, cx + b[2] * sf, cy + b[3] * sf);
+                let k = &kps[i * 10..i * 10 + 10];
+                let landmarks = std::array::from_fn(|j| [cx + k[2 * j] * sf, cy + k[2 * j + 1] * sf]);
+                found.push(Detection { bbox: FaceBox { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, landmarks, score });
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Pack an RGB image into a zero-padded planar (NCHW) tensor of `pw`×`ph` in the model's colour order
+/// and normalisation. Padding holds the value of a black pixel.
+pub(crate) fn planar_tensor(img: &RgbImage, pw: u32, ph: u32, colour: Colour, mean: f32, std: f32) -> Vec<f32> {
+    let (w, h) = (img.width().min(pw) as usize, img.height().min(ph) as usize);
+    let plane = pw as usize * ph as usize;
+    let inv = 1.0 / std;
+    let mut t = vec![(0.0 - mean) * inv; 3 * plane];
+    let order: [usize; 3] = match colour {
+        Colour::Bgr => [2, 1, 0],
+        _ => [0, 1, 2],
+    };
+    let raw = img.as_raw();
+    let stride = img.width() as usize * 3;
+    for y in 0..h {
+        let row = &raw[y * stride..][..w * 3];
+        for (c, &src_c) in order.iter().enumerate() {
+            let dst = &mut t[c * plane + y * pw as usize..][..w];
+            for (x, d) in dst.iter_mut().enumerate() {
+                *d = (row[x * 3 + src_c] as f32 - mean) * inv;
+            }
+        }
+    }
+    t
+}
+
+fn clip_box(b: &mut FaceBox, w: f32, h: f32) {
+    let x2 = (b.x + b.width).min(w);
+    let y2 = (b.y + b.height).min(h);
+    b.x = b.x.max(0.0);
+    b.y = b.y.max(0.0);
+    b.width = (x2 - b.x).max(0.0);
+    b.height = (y2 - b.y).max(0.0);
+}
+
+/// Greedy non-maximum suppression: best score first, drop boxes overlapping a kept one by more than `iou`.
+pub fn nms(found: &mut [Detection], iou: f32) -> Vec<Detection> {
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in found.iter() {
+        if kept.iter().all(|k| k.bbox.iou(&d.bbox) <= iou) {
+            kept.push(d.clone());
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, score: f32) -> Detection {
+        Detection { bbox: FaceBox { x, y: 0.0, width: 10.0, height: 10.0 }, landmarks: [[0.0; 2]; 5], score }
+    }
+
+    #[test]
+    fn iou_of_known_boxes() {
+        let a = FaceBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
+        let b = FaceBox { x: 5.0, y: 0.0, width: 10.0, height: 10.0 };
+        assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(a.iou(&FaceBox { x: 20.0, ..a }), 0.0);
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping_and_all_disjoint() {
+        let mut v = vec![det(0.0, 0.7), det(1.0, 0.9), det(50.0, 0.8)];
+        let kept = nms(&mut v, 0.3);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].bbox.x, 50.0);
+    }
+
+    #[test]
+    fn planar_tensor_orders_channels_and_pads() {
+        let img = RgbImage::from_pixel(2, 1, image::Rgb([10, 20, 30]));
+        let t = planar_tensor(&img, 4, 2, Colour::Bgr, 0.0, 1.0);
+        assert_eq!(t.len(), 3 * 8);
+        assert_eq!((t[0], t[8], t[16]), (30.0, 20.0, 10.0));
+        assert_eq!(t[2], 0.0); // padding
+        let t = planar_tensor(&img, 2, 1, Colour::Rgb, 127.5, 128.0);
+        assert!((t[0] - (10.0 - 127.5) / 128.0).abs() < 1e-6);
+    }
+}
