@@ -1,0 +1,351 @@
+//! AVX2 + FMA + F16C kernels (x86-64).
+//!
+//! The public functions are safe: each checks the CPU features and the slice
+//! lengths, then calls a `#[target_feature]` body. Tiles are register-blocked
+//! 2 queries × 4 rows: 8 accumulators, 4 row registers and 1 query register
+//! stay within the 16 ymm registers, and each row load feeds two FMAs.
+
+use std::arch::x86_64::*;
+
+use half::f16;
+
+/// Whether this CPU has AVX2, FMA and F16C (std caches the CPUID result).
+pub fn is_available() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+fn check() {
+    assert!(is_available(), "AVX2/FMA/F16C kernels called on a CPU without them");
+}
+
+/// Inner product of two f32 vectors of equal length.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_f32: length mismatch");
+    check();
+    // SAFETY: the CPU features were checked above and both slices hold a.len() values.
+    unsafe { dot_f32_impl(a.as_ptr(), b.as_ptr(), a.len()) }
+}
+
+/// Inner product of an f32 query with an f16 code.
+pub fn dot_f16(q: &[f32], c: &[u16]) -> f32 {
+    assert_eq!(q.len(), c.len(), "dot_f16: length mismatch");
+    check();
+    // SAFETY: features checked; both slices hold q.len() values.
+    unsafe { dot_f16_impl(q.as_ptr(), c.as_ptr(), q.len()) }
+}
+
+/// Integer inner product of two int8 codes.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    assert_eq!(a.len(), b.len(), "dot_i8: length mismatch");
+    check();
+    // SAFETY: features checked; both slices hold a.len() values.
+    unsafe { dot_i8_impl(a.as_ptr(), b.as_ptr(), a.len()) }
+}
+
+/// Score tile, f32 × f32 (see [`super::TileFn`]).
+pub fn tile_f32(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
+    let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
+    check();
+    // SAFETY: features checked; tile_shape asserted queries = nq*dim, rows = nr*dim
+    // and out >= nq*nr, which are exactly the extents the body touches.
+    unsafe { tile_f32_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+}
+
+/// Score tile, f32 × f16.
+pub fn tile_f16(queries: &[f32], rows: &[u16], dim: usize, out: &mut [f32]) {
+    let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
+    check();
+    // SAFETY: as in tile_f32: extents asserted by tile_shape, features checked.
+    unsafe { tile_f16_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+}
+
+/// Score tile, int8 (widened to i16) × int8, integer results.
+pub fn tile_i8(queries: &[i16], rows: &[i8], dim: usize, out: &mut [i32]) {
+    let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
+    check();
+    // SAFETY: as in tile_f32: extents asserted by tile_shape, features checked.
+    unsafe { tile_i8_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+}
+
+// ---------------------------------------------------------------- helpers
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let sh = _mm_movehdup_ps(s);
+    let s2 = _mm_add_ps(s, sh);
+    let hi = _mm_movehl_ps(sh, s2);
+    _mm_cvtss_f32(_mm_add_ss(s2, hi))
+}
+
+/// Horizontal sums of four vectors at once: lane i of the result = sum of v[i].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let ab = _mm256_hadd_ps(a, b);
+    let cd = _mm256_hadd_ps(c, d);
+    let abcd = _mm256_hadd_ps(ab, cd);
+    _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
+    let ab = _mm256_hadd_epi32(a, b);
+    let cd = _mm256_hadd_epi32(c, d);
+    let abcd = _mm256_hadd_epi32(ab, cd);
+    _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256::<1>(abcd))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+// ---------------------------------------------------------------- pair kernels
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_impl(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // Four independent accumulators hide the 4-cycle FMA latency.
+    while i + 32 <= n {
+        for (u, acc_u) in acc.iter_mut().enumerate() {
+            let o = i + 8 * u;
+            *acc_u = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(o)), _mm256_loadu_ps(b.add(o)), *acc_u);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc[0]);
+        i += 8;
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut s = hsum_ps(v);
+    while i < n {
+        s += *a.add(i) * *b.add(i);
+        i += 1;
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_impl(q: *const f32, c: *const u16, n: usize) -> f32 {
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 16 <= n {
+        let c0 = _mm256_cvtph_ps(_mm_loadu_si128(c.add(i) as *const __m128i));
+        let c1 = _mm256_cvtph_ps(_mm_loadu_si128(c.add(i + 8) as *const __m128i));
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i)), c0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i + 8)), c1, acc1);
+        i += 16;
+    }
+    while i + 8 <= n {
+        let c0 = _mm256_cvtph_ps(_mm_loadu_si128(c.add(i) as *const __m128i));
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i)), c0, acc0);
+        i += 8;
+    }
+    let mut s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    while i < n {
+        s += *q.add(i) * f16::from_bits(*c.add(i)).to_f32();
+        i += 1;
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_i8_impl(a: *const i8, b: *const i8, n: usize) -> i32 {
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    // Widen to i16 and use vpmaddwd: exact (|127*127*2| < 2^15 per pair sum into i32),
+    // unlike the vpmaddubsw trick, which saturates at i16.
+    while i + 16 <= n {
+        let va = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.add(i) as *const __m128i));
+        let vb = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(i) as *const __m128i));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(va, vb));
+        i += 16;
+    }
+    let mut s = hsum_epi32(acc);
+    while i < n {
+        s += *a.add(i) as i32 * *b.add(i) as i32;
+        i += 1;
+    }
+    s
+}
+
+// ---------------------------------------------------------------- tile kernels
+
+/// Drives a 2×4 / 1×4 micro-kernel over a tile and finishes the row tail with
+/// the pair kernel. `micro(q, r, out)` scores NQ queries from `q` against the
+/// 4 rows from `r`, writing `out[qi*nr + j]`.
+macro_rules! drive_tile {
+    ($qp:expr, $nq:expr, $rp:expr, $nr:expr, $dim:expr, $out:expr,
+     $micro2:expr, $micro1:expr, $pair:expr) => {{
+        let (qp, nq, rp, nr, dim, out) = ($qp, $nq, $rp, $nr, $dim, $out);
+        let mut r = 0;
+        while r + 4 <= nr {
+            let mut q = 0;
+            while q + 2 <= nq {
+                $micro2(qp.add(q * dim), rp.add(r * dim), dim, out.add(q * nr + r), nr);
+                q += 2;
+            }
+            if q < nq {
+                $micro1(qp.add(q * dim), rp.add(r * dim), dim, out.add(q * nr + r), nr);
+            }
+            r += 4;
+        }
+        while r < nr {
+            for q in 0..nq {
+                *out.add(q * nr + r) = $pair(qp.add(q * dim), rp.add(r * dim), dim);
+            }
+            r += 1;
+        }
+    }};
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_f32_impl(qp: *const f32, nq: usize, rp: *const f32, nr: usize, dim: usize, out: *mut f32) {
+    drive_tile!(qp, nq, rp, nr, dim, out, micro_f32::<2>, micro_f32::<1>, dot_f32_impl)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_f32<const NQ: usize>(q: *const f32, r: *const f32, dim: usize, out: *mut f32, nr: usize) {
+    let mut acc = [[_mm256_setzero_ps(); 4]; NQ];
+    let mut i = 0;
+    while i + 8 <= dim {
+        let rv = [
+            _mm256_loadu_ps(r.add(i)),
+            _mm256_loadu_ps(r.add(dim + i)),
+            _mm256_loadu_ps(r.add(2 * dim + i)),
+            _mm256_loadu_ps(r.add(3 * dim + i)),
+        ];
+        for (qi, acc_q) in acc.iter_mut().enumerate() {
+            let qv = _mm256_loadu_ps(q.add(qi * dim + i));
+            for j in 0..4 {
+                acc_q[j] = _mm256_fmadd_ps(qv, rv[j], acc_q[j]);
+            }
+        }
+        i += 8;
+    }
+    for (qi, acc_q) in acc.iter().enumerate() {
+        let mut s = [0.0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]));
+        for k in i..dim {
+            let qk = *q.add(qi * dim + k);
+            for (j, sj) in s.iter_mut().enumerate() {
+                *sj += qk * *r.add(j * dim + k);
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            *out.add(qi * nr + j) = *sj;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_f16_impl(qp: *const f32, nq: usize, rp: *const u16, nr: usize, dim: usize, out: *mut f32) {
+    drive_tile!(qp, nq, rp, nr, dim, out, micro_f16::<2>, micro_f16::<1>, dot_f16_impl)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn micro_f16<const NQ: usize>(q: *const f32, r: *const u16, dim: usize, out: *mut f32, nr: usize) {
+    let mut acc = [[_mm256_setzero_ps(); 4]; NQ];
+    let mut i = 0;
+    while i + 8 <= dim {
+        // Each row's halves are widened once and reused by every query of the block.
+        let rv = [
+            _mm256_cvtph_ps(_mm_loadu_si128(r.add(i) as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(r.add(dim + i) as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(r.add(2 * dim + i) as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(r.add(3 * dim + i) as *const __m128i)),
+        ];
+        for (qi, acc_q) in acc.iter_mut().enumerate() {
+            let qv = _mm256_loadu_ps(q.add(qi * dim + i));
+            for j in 0..4 {
+                acc_q[j] = _mm256_fmadd_ps(qv, rv[j], acc_q[j]);
+            }
+        }
+        i += 8;
+    }
+    for (qi, acc_q) in acc.iter().enumerate() {
+        let mut s = [0.0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]));
+        for k in i..dim {
+            let qk = *q.add(qi * dim + k);
+            for (j, sj) in s.iter_mut().enumerate() {
+                *sj += qk * f16::from_bits(*r.add(j * dim + k)).to_f32();
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            *out.add(qi * nr + j) = *sj;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_i16_i8_impl(q: *const i16, c: *const i8, n: usize) -> i32 {
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 16 <= n {
+        let vc = _mm256_cvtepi8_epi16(_mm_loadu_si128(c.add(i) as *const __m128i));
+        let vq = _mm256_loadu_si256(q.add(i) as *const __m256i);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(vq, vc));
+        i += 16;
+    }
+    let mut s = hsum_epi32(acc);
+    while i < n {
+        s += *q.add(i) as i32 * *c.add(i) as i32;
+        i += 1;
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_i8_impl(qp: *const i16, nq: usize, rp: *const i8, nr: usize, dim: usize, out: *mut i32) {
+    drive_tile!(qp, nq, rp, nr, dim, out, micro_i8::<2>, micro_i8::<1>, dot_i16_i8_impl)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_i8<const NQ: usize>(q: *const i16, r: *const i8, dim: usize, out: *mut i32, nr: usize) {
+    let mut acc = [[_mm256_setzero_si256(); 4]; NQ];
+    let mut i = 0;
+    while i + 16 <= dim {
+        let rv = [
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(i) as *const __m128i)),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(dim + i) as *const __m128i)),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(2 * dim + i) as *const __m128i)),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(r.add(3 * dim + i) as *const __m128i)),
+        ];
+        for (qi, acc_q) in acc.iter_mut().enumerate() {
+            let qv = _mm256_loadu_si256(q.add(qi * dim + i) as *const __m256i);
+            for j in 0..4 {
+                acc_q[j] = _mm256_add_epi32(acc_q[j], _mm256_madd_epi16(qv, rv[j]));
+            }
+        }
+        i += 16;
+    }
+    for (qi, acc_q) in acc.iter().enumerate() {
+        let mut s = [0i32; 4];
+        _mm_storeu_si128(
+            s.as_mut_ptr() as *mut __m128i,
+            hsum4_epi32(acc_q[0], acc_q[1], acc_q[2], acc_q[3]),
+        );
+        for k in i..dim {
+            let qk = *q.add(qi * dim + k) as i32;
+            for (j, sj) in s.iter_mut().enumerate() {
+                *sj += qk * *r.add(j * dim + k) as i32;
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            *out.add(qi * nr + j) = *sj;
+        }
+    }
+}
