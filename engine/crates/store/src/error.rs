@@ -58,6 +58,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A scan filter is malformed (bad tenant or model id).
+    #[error("invalid scan filter: {reason}")]
+    InvalidFilter {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The page cursor was not produced by [`crate::Store::list`].
     #[error("invalid page cursor")]
     InvalidCursor,

@@ -174,6 +174,9 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     // files that outlive nothing but are still plaintext on disk.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -options.cache_size_kib)?;
+    // After a big batch the WAL may have grown large; cap what is kept of it
+    // once checkpointed so disk space (and stale page images) are returned.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(())
 }
 
@@ -331,12 +334,13 @@ impl Store {
         self.with_writer(|tx, gen| {
             let now = now_ms();
             let key = live_subject_key(tx, tenant, &subject.subject_id)?;
-            let removed = tombstone_templates(tx, gen, now, key)?;
+            let (removed, gone) = tombstone_templates(tx, gen, now, key)?;
             tx.execute(
                 "UPDATE subjects SET metadata = ?1, updated_at = ?2 WHERE id = ?3",
                 params![metadata, now, key],
             )?;
             let added = insert_templates(tx, gen, now, key, &subject.templates)?;
+            apply_counts(tx, tenant, &gone.plus(&Counts::added(&subject.templates)))?;
             Ok(WriteReceipt {
                 generation: gen,
                 added,
@@ -368,6 +372,7 @@ impl Store {
                 params![now, key],
             )?;
             let added = insert_templates(tx, gen, now, key, templates)?;
+            apply_counts(tx, tenant, &Counts::added(templates))?;
             Ok(WriteReceipt {
                 generation: gen,
                 added,
@@ -385,11 +390,14 @@ impl Store {
         self.with_writer(|tx, gen| {
             let now = now_ms();
             let key = live_subject_key(tx, tenant, subject_id)?;
-            let removed = tombstone_templates(tx, gen, now, key)?;
+            let (removed, mut delta) = tombstone_templates(tx, gen, now, key)?;
             tx.execute(
                 "UPDATE subjects SET deleted_at = ?1, updated_at = ?1, metadata = NULL WHERE id = ?2",
                 params![now, key],
             )?;
+            delta.subjects = -1;
+            delta.tomb_subjects = 1;
+            apply_counts(tx, tenant, &delta)?;
             Ok(WriteReceipt {
                 generation: gen,
                 added: Vec::new(),
@@ -500,37 +508,44 @@ impl Store {
         })
     }
 
-    /// Counts for one tenant.
+    /// Counts for one tenant, from counters kept by every write (O(1)).
     pub fn stats(&self, tenant: &str) -> Result<TenantStats> {
         validate_tenant(tenant)?;
         self.with_reader(|conn| {
             let tx = conn.transaction()?;
+            let counts = stored_counts(&tx, tenant)?;
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            let (subjects, tomb_subjects): (i64, i64) = tx.query_row(
-                "SELECT count(*) FILTER (WHERE deleted_at IS NULL),
-                        count(*) FILTER (WHERE deleted_at IS NOT NULL)
-                 FROM subjects WHERE tenant = ?1",
-                [tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let (face, finger, tomb_templates): (i64, i64, i64) = tx.query_row(
-                "SELECT count(*) FILTER (WHERE t.deleted_at IS NULL AND t.modality = ?2),
-                        count(*) FILTER (WHERE t.deleted_at IS NULL AND t.modality = ?3),
-                        count(*) FILTER (WHERE t.deleted_at IS NOT NULL)
-                 FROM templates t JOIN subjects s ON s.id = t.subject_key
-                 WHERE s.tenant = ?1",
-                params![tenant, Modality::Face.code(), Modality::Finger.code()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            let generation = read_generation(&tx)?;
             Ok(TenantStats {
-                subjects: count(subjects),
-                face_templates: count(face),
-                finger_templates: count(finger),
-                tombstoned_subjects: count(tomb_subjects),
-                tombstoned_templates: count(tomb_templates),
-                generation,
+                subjects: count(counts.subjects),
+                face_templates: count(counts.face),
+                finger_templates: count(counts.finger),
+                tombstoned_subjects: count(counts.tomb_subjects),
+                tombstoned_templates: count(counts.tomb_templates),
+                generation: read_generation(&tx)?,
             })
+        })
+    }
+
+    /// Maps template keys (e.g. an index's search results) to their live
+    /// owners, in the order given; `None` for a key that is unknown, deleted,
+    /// or belongs to another tenant. This is also the final check that a
+    /// candidate from a possibly stale index is still enrolled.
+    pub fn owners(&self, tenant: &str, keys: &[TemplateKey]) -> Result<Vec<Option<String>>> {
+        validate_tenant(tenant)?;
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.subject_id FROM templates t JOIN subjects s ON s.id = t.subject_key
+                 WHERE t.id = ?1 AND t.deleted_at IS NULL AND s.tenant = ?2",
+            )?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(
+                    stmt.query_row(params![key.0, tenant], |r| r.get::<_, String>(0))
+                        .optional()?,
+                );
+            }
+            Ok(out)
         })
     }
 
@@ -662,6 +677,10 @@ impl Store {
             let t = tx.execute("DELETE FROM templates WHERE deleted_at IS NOT NULL", [])?;
             let s = tx.execute("DELETE FROM subjects WHERE deleted_at IS NOT NULL", [])?;
             tx.execute(
+                "UPDATE tenant_counts SET tombstoned_subjects = 0, tombstoned_templates = 0",
+                [],
+            )?;
+            tx.execute(
                 "UPDATE meta SET value = max(value, ?1) WHERE key = 'purge_horizon'",
                 [newest_tombstone],
             )?;
@@ -692,6 +711,10 @@ impl Store {
     /// is returned as [`Error::Corrupt`].
     pub fn integrity_check(&self) -> Result<()> {
         self.with_reader(|conn| {
+            // One snapshot, so counters and rows are compared consistently
+            // even while writers run.
+            let tx = conn.transaction()?;
+            let conn: &Connection = &tx;
             let mut problems = Vec::new();
             let mut stmt = conn.prepare("PRAGMA integrity_check")?;
             let mut rows = stmt.query([])?;
@@ -716,6 +739,18 @@ impl Store {
             )?;
             if orphans > 0 {
                 problems.push(format!("{orphans} live templates of deleted subjects"));
+            }
+            let tenants: Vec<String> = conn
+                .prepare("SELECT tenant FROM subjects UNION SELECT tenant FROM tenant_counts")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for tenant in &tenants {
+                let (stored, actual) = (stored_counts(conn, tenant)?, recount(conn, tenant)?);
+                if stored != actual {
+                    problems.push(format!(
+                        "tenant counters {stored:?} differ from rows {actual:?}"
+                    ));
+                }
             }
             if problems.is_empty() {
                 Ok(())
@@ -750,10 +785,11 @@ fn not_found(tenant: &str, subject_id: &str) -> Error {
 
 fn check_filter(filter: &ScanFilter<'_>) -> Result<()> {
     if let Some(t) = filter.tenant {
-        validate_tenant(t)?;
+        validate_tenant(t).map_err(|_| Error::InvalidFilter {
+            reason: "invalid tenant id",
+        })?;
     }
-    crate::model::check_model_id(filter.model_id)
-        .map_err(|reason| Error::InvalidTemplate { index: 0, reason })
+    crate::model::check_model_id(filter.model_id).map_err(|reason| Error::InvalidFilter { reason })
 }
 
 fn read_meta(conn: &Connection, key: &str) -> Result<Generation> {
@@ -828,6 +864,9 @@ fn enroll_in(
     )?;
     let key = tx.last_insert_rowid();
     let added = insert_templates(tx, gen, now, key, &subject.templates)?;
+    let mut delta = Counts::added(&subject.templates);
+    delta.subjects = 1;
+    apply_counts(tx, tenant, &delta)?;
     Ok(WriteReceipt {
         generation: gen,
         added,
@@ -864,26 +903,136 @@ fn insert_templates(
     Ok(keys)
 }
 
+/// Tombstones a subject's live templates; returns their keys and the
+/// change to the tenant's counters.
 fn tombstone_templates(
     tx: &Transaction<'_>,
     gen: Generation,
     now: i64,
     subject_key: i64,
-) -> Result<Vec<TemplateKey>> {
+) -> Result<(Vec<TemplateKey>, Counts)> {
     // The bytes are wiped now, not at compaction: a deleted person's
     // biometric data must not be readable from the moment delete returns.
     // secure_delete zeroes the freed space the old blob occupied.
     let mut stmt = tx.prepare_cached(
         "UPDATE templates SET deleted_at = ?1, updated_at = ?1, gen = ?2, data = x''
-         WHERE subject_key = ?3 AND deleted_at IS NULL RETURNING id",
+         WHERE subject_key = ?3 AND deleted_at IS NULL RETURNING id, modality",
     )?;
     let mut rows = stmt.query(params![now, gen_param(gen), subject_key])?;
     let mut keys = Vec::new();
+    let mut delta = Counts::default();
     while let Some(r) = rows.next()? {
         keys.push(TemplateKey(r.get(0)?));
+        match Modality::from_code(r.get(1)?)? {
+            Modality::Face => delta.face -= 1,
+            Modality::Finger => delta.finger -= 1,
+        }
+        delta.tomb_templates += 1;
     }
     keys.sort_unstable();
-    Ok(keys)
+    Ok((keys, delta))
+}
+
+/// One tenant's counters, or a change to them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    subjects: i64,
+    face: i64,
+    finger: i64,
+    tomb_subjects: i64,
+    tomb_templates: i64,
+}
+
+impl Counts {
+    fn added(templates: &[NewTemplate]) -> Counts {
+        let mut c = Counts::default();
+        for t in templates {
+            match t.modality {
+                Modality::Face => c.face += 1,
+                Modality::Finger => c.finger += 1,
+            }
+        }
+        c
+    }
+
+    fn plus(&self, o: &Counts) -> Counts {
+        Counts {
+            subjects: self.subjects + o.subjects,
+            face: self.face + o.face,
+            finger: self.finger + o.finger,
+            tomb_subjects: self.tomb_subjects + o.tomb_subjects,
+            tomb_templates: self.tomb_templates + o.tomb_templates,
+        }
+    }
+}
+
+fn apply_counts(tx: &Connection, tenant: &str, d: &Counts) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO tenant_counts VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant) DO UPDATE SET
+            subjects = subjects + excluded.subjects,
+            face_templates = face_templates + excluded.face_templates,
+            finger_templates = finger_templates + excluded.finger_templates,
+            tombstoned_subjects = tombstoned_subjects + excluded.tombstoned_subjects,
+            tombstoned_templates = tombstoned_templates + excluded.tombstoned_templates",
+    )?
+    .execute(params![
+        tenant,
+        d.subjects,
+        d.face,
+        d.finger,
+        d.tomb_subjects,
+        d.tomb_templates
+    ])?;
+    Ok(())
+}
+
+fn stored_counts(conn: &Connection, tenant: &str) -> Result<Counts> {
+    Ok(conn
+        .query_row(
+            "SELECT subjects, face_templates, finger_templates, tombstoned_subjects,
+                    tombstoned_templates
+             FROM tenant_counts WHERE tenant = ?1",
+            [tenant],
+            |r| {
+                Ok(Counts {
+                    subjects: r.get(0)?,
+                    face: r.get(1)?,
+                    finger: r.get(2)?,
+                    tomb_subjects: r.get(3)?,
+                    tomb_templates: r.get(4)?,
+                })
+            },
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Counts a tenant's rows from scratch (slow: reads the whole gallery).
+fn recount(conn: &Connection, tenant: &str) -> Result<Counts> {
+    let (subjects, tomb_subjects) = conn.query_row(
+        "SELECT count(*) FILTER (WHERE deleted_at IS NULL),
+                count(*) FILTER (WHERE deleted_at IS NOT NULL)
+         FROM subjects WHERE tenant = ?1",
+        [tenant],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (face, finger, tomb_templates) = conn.query_row(
+        "SELECT count(*) FILTER (WHERE t.deleted_at IS NULL AND t.modality = ?2),
+                count(*) FILTER (WHERE t.deleted_at IS NULL AND t.modality = ?3),
+                count(*) FILTER (WHERE t.deleted_at IS NOT NULL)
+         FROM templates t JOIN subjects s ON s.id = t.subject_key
+         WHERE s.tenant = ?1",
+        params![tenant, Modality::Face.code(), Modality::Finger.code()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(Counts {
+        subjects,
+        face,
+        finger,
+        tomb_subjects,
+        tomb_templates,
+    })
 }
 
 fn finger_position(r: &Row<'_>, idx: usize) -> Result<Option<u8>> {

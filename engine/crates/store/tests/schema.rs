@@ -132,3 +132,17 @@ fn a_garbage_file_is_corrupt() {
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
     assert!(matches!(Store::open(&path), Err(Error::Corrupt(_))));
 }
+
+/// The counters behind `stats` are checked against the rows.
+#[test]
+fn integrity_check_catches_counter_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let store = Store::open(&path).unwrap();
+    store.enroll("t", &subject("A", 1, 2)).unwrap();
+    store.integrity_check().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE tenant_counts SET face_templates = 7", [])
+        .unwrap();
+    assert!(matches!(store.integrity_check(), Err(Error::Corrupt(_))));
+}

@@ -565,3 +565,32 @@ fn reopen_keeps_everything_and_close_checkpoints() {
     assert_eq!(store.generation().unwrap(), gen);
     assert_eq!(store.get("t", "A").unwrap().templates.len(), 2);
 }
+
+#[test]
+fn owners_resolve_live_keys_of_the_tenant_only() {
+    let (_dir, store) = open();
+    let a = store.enroll("t", &subject("A", 1, 2)).unwrap();
+    let b = store.enroll("u", &subject("B", 1, 1)).unwrap();
+    let c = store.enroll("t", &subject("C", 1, 1)).unwrap();
+    store.delete("t", "C").unwrap();
+    let keys = [
+        a.added[1],
+        b.added[0],
+        c.added[0],
+        TemplateKey(9999),
+        a.added[0],
+    ];
+    assert_eq!(
+        store.owners("t", &keys).unwrap(),
+        vec![Some("A".to_owned()), None, None, None, Some("A".to_owned())]
+    );
+    let bad = ScanFilter {
+        tenant: Some("t"),
+        modality: Modality::Face,
+        model_id: "has space",
+    };
+    assert!(matches!(
+        store.scan(&bad, |_| ControlFlow::Continue(())),
+        Err(Error::InvalidFilter { .. })
+    ));
+}
