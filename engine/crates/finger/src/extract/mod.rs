@@ -1,0 +1,164 @@
+//! Minutiae extraction: the [`Extractor`] interface and the classical
+//! pipeline behind it.
+//!
+//! [`ClassicalExtractor::extract`] is one short function calling named
+//! stages, one file each: `resample` → `segmentation` → `normalize` →
+//! `orientation` → `frequency` → `enhance` (Gabor) → `binarize` →
+//! `thinning` → `minutiae` (crossing number, direction, false-minutiae
+//! removal, quality). All constants live in [`crate::params`].
+//!
+//! The LEADER ONNX extractor will implement the same trait once the
+//! engine's ONNX runtime module exists.
+
+mod binarize;
+mod enhance;
+mod frequency;
+mod minutiae;
+mod normalize;
+mod orientation;
+pub(crate) mod plane;
+mod resample;
+mod segmentation;
+mod thinning;
+
+pub(crate) use minutiae::angle_diff;
+
+use crate::error::{FingerError, Result};
+use crate::params::*;
+use crate::template::{FingerTemplate, Minutia};
+
+/// A borrowed 8-bit grayscale image and its resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row-major pixels, `width * height` bytes, 0 = black.
+    pub pixels: &'a [u8],
+    /// Capture resolution in dots per inch.
+    pub dpi: u16,
+}
+
+impl<'a> ImageView<'a> {
+    /// Checked constructor: the buffer must hold exactly `width * height`
+    /// bytes and the resolution must be plausible.
+    pub fn new(width: u32, height: u32, pixels: &'a [u8], dpi: u16) -> Result<Self> {
+        if (width as usize).checked_mul(height as usize) != Some(pixels.len()) {
+            return Err(FingerError::BufferSize {
+                width,
+                height,
+                len: pixels.len(),
+            });
+        }
+        if !(MIN_DPI..=MAX_DPI).contains(&dpi) {
+            return Err(FingerError::Resolution {
+                dpi: dpi.into(),
+                min: MIN_DPI,
+                max: MAX_DPI,
+            });
+        }
+        Ok(ImageView {
+            width,
+            height,
+            pixels,
+            dpi,
+        })
+    }
+}
+
+/// Anything that turns a fingerprint image into a minutiae template.
+/// Implementations are shared between threads.
+pub trait Extractor: Send + Sync {
+    /// Extracts minutiae; coordinates are at 500 dpi in the returned
+    /// template whatever the input resolution.
+    fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate>;
+
+    /// Short name for reports (e.g. `"classical"`).
+    fn name(&self) -> &'static str;
+}
+
+/// The classical pipeline (segmentation, orientation, frequency, Gabor
+/// enhancement, thinning, crossing number); pure Rust, no model files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClassicalExtractor;
+
+impl Extractor for ClassicalExtractor {
+    fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate> {
+        // Re-check: the fields are public, so the view may not come from new().
+        let image = ImageView::new(image.width, image.height, image.pixels, image.dpi)?;
+        let img = resample::to_target_dpi(
+            image.width as usize,
+            image.height as usize,
+            image.pixels,
+            image.dpi,
+        );
+        let (w, h) = (img.width as u32, img.height as u32);
+        if w.min(h) < MIN_SIDE || w.max(h) > MAX_SIDE {
+            return Err(FingerError::ImageSize {
+                width: w,
+                height: h,
+                min: MIN_SIDE,
+                max: MAX_SIDE,
+            });
+        }
+        let seg = segmentation::segment(&img);
+        if seg.contrast < MIN_CONTRAST_STD {
+            return Err(FingerError::LowContrast {
+                contrast: seg.contrast,
+                min: MIN_CONTRAST_STD,
+            });
+        }
+        if seg.fraction < MIN_FOREGROUND_FRACTION {
+            return Err(FingerError::TooLittleForeground {
+                fraction: seg.fraction,
+                min: MIN_FOREGROUND_FRACTION,
+            });
+        }
+        let norm = normalize::normalize(&img, &seg.mask);
+        let field = orientation::orientation(&norm);
+        let period = frequency::ridge_period(&norm, &seg.mask, &field);
+        let filtered = enhance::gabor(&norm, &seg.mask, &field, period);
+        let ridges = binarize::binarize(&filtered, &seg.mask);
+        let skeleton = thinning::thin(&ridges);
+        let inner = segmentation::erode(&seg.mask, BORDER_MARGIN);
+        if let Some(p) = std::env::var_os("XP_DUMP") {
+            let mut out = Vec::new();
+            for y in 0..h as usize {
+                for x in 0..w as usize {
+                    out.push(if skeleton.at(x, y) { 0 } else if ridges.at(x, y) { 160 } else if seg.mask.at(x, y) { 255 } else { 220 });
+                }
+                for x in 0..w as usize {
+                    out.push((filtered.at(x, y) * 20.0 + 128.0).clamp(0.0, 255.0) as u8);
+                }
+            }
+            let _ = image::GrayImage::from_raw(w * 2, h, out).map(|i| i.save(p));
+        }
+        let found = minutiae::detect(&skeleton, &inner, &field);
+        tracing::debug!(
+            width = w,
+            height = h,
+            foreground = seg.fraction,
+            contrast = seg.contrast,
+            period,
+            minutiae = found.len(),
+            "classical extraction"
+        );
+        if found.len() < MIN_MINUTIAE {
+            return Err(FingerError::TooFewMinutiae {
+                found: found.len(),
+                min: MIN_MINUTIAE,
+            });
+        }
+        Ok(FingerTemplate {
+            width: w as u16,
+            height: h as u16,
+            dpi: TARGET_DPI,
+            minutiae: found.into_iter().map(Minutia::from).collect(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "classical"
+    }
+}

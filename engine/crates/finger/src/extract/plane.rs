@@ -1,0 +1,84 @@
+//! Small image containers and filters shared by the extraction stages.
+
+/// A dense row-major 2-D array.
+#[derive(Debug, Clone)]
+pub(crate) struct Plane<T> {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) data: Vec<T>,
+}
+
+impl<T: Copy + Default> Plane<T> {
+    pub(crate) fn new(width: usize, height: usize) -> Self {
+        Plane {
+            width,
+            height,
+            data: vec![T::default(); width * height],
+        }
+    }
+    #[inline]
+    pub(crate) fn at(&self, x: usize, y: usize) -> T {
+        self.data[y * self.width + x]
+    }
+    #[inline]
+    pub(crate) fn set(&mut self, x: usize, y: usize, v: T) {
+        self.data[y * self.width + x] = v;
+    }
+    /// Value at signed coordinates, `None` outside.
+    #[inline]
+    pub(crate) fn get(&self, x: isize, y: isize) -> Option<T> {
+        if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
+            None
+        } else {
+            Some(self.data[y as usize * self.width + x as usize])
+        }
+    }
+}
+
+/// Box mean over a (2r+1)² window, clamped at the borders (the window
+/// shrinks rather than reading padding, so borders are not darkened).
+/// Separable running sums in f64: O(1) per pixel whatever the radius.
+pub(crate) fn box_mean(src: &Plane<f32>, r: usize) -> Plane<f32> {
+    let (w, h) = (src.width, src.height);
+    let mut tmp = Plane::<f32>::new(w, h);
+    let mut prefix = vec![0f64; w.max(h) + 1];
+    for y in 0..h {
+        let row = &src.data[y * w..(y + 1) * w];
+        for x in 0..w {
+            prefix[x + 1] = prefix[x] + f64::from(row[x]);
+        }
+        for x in 0..w {
+            let lo = x.saturating_sub(r);
+            let hi = (x + r + 1).min(w);
+            tmp.data[y * w + x] = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+        }
+    }
+    let mut out = Plane::<f32>::new(w, h);
+    for x in 0..w {
+        for y in 0..h {
+            prefix[y + 1] = prefix[y] + f64::from(tmp.data[y * w + x]);
+        }
+        for y in 0..h {
+            let lo = y.saturating_sub(r);
+            let hi = (y + r + 1).min(h);
+            out.data[y * w + x] = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+        }
+    }
+    out
+}
+
+/// Bilinear sample with edge clamping.
+#[inline]
+pub(crate) fn bilinear(p: &Plane<f32>, x: f32, y: f32) -> f32 {
+    let x = x.clamp(0.0, (p.width - 1) as f32);
+    let y = y.clamp(0.0, (p.height - 1) as f32);
+    let x0 = x.floor() as usize;
+    let y0 = y.floor() as usize;
+    let x1 = (x0 + 1).min(p.width - 1);
+    let y1 = (y0 + 1).min(p.height - 1);
+    let fx = x - x0 as f32;
+    let fy = y - y0 as f32;
+    let a = p.at(x0, y0) * (1.0 - fx) + p.at(x1, y0) * fx;
+    let b = p.at(x0, y1) * (1.0 - fx) + p.at(x1, y1) * fx;
+    a * (1.0 - fy) + b * fy
+}

@@ -1,0 +1,176 @@
+//! Stage 1: foreground mask from block variance.
+
+use super::plane::{box_mean, Plane};
+use crate::params::*;
+
+/// Foreground mask plus the statistics the quality checks need.
+pub(crate) struct Segmentation {
+    /// Pixel mask, true = fingerprint.
+    pub(crate) mask: Plane<bool>,
+    /// Foreground fraction of the image.
+    pub(crate) fraction: f32,
+    /// 95th percentile of block standard deviation (contrast measure).
+    pub(crate) contrast: f32,
+}
+
+/// Blocks whose local std is high are ridges; flat background and smudges
+/// have low std. The mask is then smoothed by majority vote, reduced to
+/// its largest component and hole-filled, because a fingerprint is one
+/// connected blob.
+pub(crate) fn segment(img: &Plane<f32>) -> Segmentation {
+    let (w, h) = (img.width, img.height);
+    let mean = box_mean(img, SEG_STD_RADIUS);
+    let sq = Plane {
+        width: w,
+        height: h,
+        data: img.data.iter().map(|v| v * v).collect(),
+    };
+    let mean_sq = box_mean(&sq, SEG_STD_RADIUS);
+    let bw = w.div_ceil(SEG_BLOCK);
+    let bh = h.div_ceil(SEG_BLOCK);
+    let mut block_std = Plane::<f32>::new(bw, bh);
+    for by in 0..bh {
+        for bx in 0..bw {
+            let (mut s, mut n) = (0f32, 0f32);
+            for y in by * SEG_BLOCK..((by + 1) * SEG_BLOCK).min(h) {
+                for x in bx * SEG_BLOCK..((bx + 1) * SEG_BLOCK).min(w) {
+                    let i = y * w + x;
+                    s += (mean_sq.data[i] - mean.data[i] * mean.data[i]).max(0.0).sqrt();
+                    n += 1.0;
+                }
+            }
+            block_std.set(bx, by, s / n.max(1.0));
+        }
+    }
+    let mut sorted = block_std.data.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let contrast = sorted[((sorted.len() - 1) as f32 * 0.95) as usize];
+    let thr = (contrast * SEG_REL_THRESHOLD).max(SEG_ABS_THRESHOLD);
+    let mut blocks = Plane::<bool>::new(bw, bh);
+    for i in 0..blocks.data.len() {
+        blocks.data[i] = block_std.data[i] > thr;
+    }
+    for _ in 0..SEG_SMOOTH_PASSES {
+        let prev = blocks.clone();
+        for by in 0..bh as isize {
+            for bx in 0..bw as isize {
+                let mut votes = 0;
+                let mut total = 0;
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        if let Some(v) = prev.get(bx + dx, by + dy) {
+                            total += 1;
+                            votes += usize::from(v);
+                        }
+                    }
+                }
+                blocks.set(bx as usize, by as usize, votes * 2 > total);
+            }
+        }
+    }
+    keep_largest_and_fill(&mut blocks);
+    let mut mask = Plane::<bool>::new(w, h);
+    let mut fg = 0usize;
+    for y in 0..h {
+        for x in 0..w {
+            let v = blocks.at(x / SEG_BLOCK, y / SEG_BLOCK);
+            mask.set(x, y, v);
+            fg += usize::from(v);
+        }
+    }
+    Segmentation {
+        mask,
+        fraction: fg as f32 / (w * h) as f32,
+        contrast,
+    }
+}
+
+/// Flood-fill labelling (4-connected) of `value` pixels; returns labels
+/// (0 = other value) and component sizes indexed by label - 1.
+pub(crate) fn label(p: &Plane<bool>, value: bool) -> (Vec<u32>, Vec<usize>) {
+    let (w, h) = (p.width, p.height);
+    let mut labels = vec![0u32; w * h];
+    let mut sizes = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if p.data[start] != value || labels[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32 + 1;
+        let mut size = 0;
+        labels[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (x, y) = (i % w, i / w);
+            let mut visit = |j: usize| {
+                if p.data[j] == value && labels[j] == 0 {
+                    labels[j] = id;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < w {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - w);
+            }
+            if y + 1 < h {
+                visit(i + w);
+            }
+        }
+        sizes.push(size);
+    }
+    (labels, sizes)
+}
+
+fn keep_largest_and_fill(blocks: &mut Plane<bool>) {
+    let (labels, sizes) = label(blocks, true);
+    let Some(best) = (0..sizes.len()).max_by_key(|&i| sizes[i]) else {
+        return;
+    };
+    for (v, &l) in blocks.data.iter_mut().zip(&labels) {
+        *v = l == best as u32 + 1;
+    }
+    // Holes = background components that do not touch the border.
+    let (w, h) = (blocks.width, blocks.height);
+    let (labels, sizes) = label(blocks, false);
+    let mut touches = vec![false; sizes.len()];
+    for y in 0..h {
+        for x in 0..w {
+            if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
+                let l = labels[y * w + x];
+                if l > 0 {
+                    touches[l as usize - 1] = true;
+                }
+            }
+        }
+    }
+    for (v, &l) in blocks.data.iter_mut().zip(&labels) {
+        if l > 0 && !touches[l as usize - 1] {
+            *v = true;
+        }
+    }
+}
+
+/// Distance-limited erosion: true where the whole (2r+1)² window is
+/// foreground and inside the image. Used to reject border minutiae.
+pub(crate) fn erode(mask: &Plane<bool>, r: usize) -> Plane<bool> {
+    let f = Plane {
+        width: mask.width,
+        height: mask.height,
+        data: mask.data.iter().map(|&b| f32::from(u8::from(b))).collect(),
+    };
+    let m = box_mean(&f, r);
+    let mut out = Plane::<bool>::new(mask.width, mask.height);
+    for y in 0..mask.height {
+        for x in 0..mask.width {
+            let inside = x >= r && y >= r && x + r < mask.width && y + r < mask.height;
+            out.set(x, y, inside && m.at(x, y) > 0.999);
+        }
+    }
+    out
+}

@@ -1,0 +1,582 @@
+//! Minutia Cylinder-Code matcher, bit-based (MCC-Bit) with LSS-R
+//! consolidation (Cappelli, Ferrara, Maltoni, IEEE TPAMI 2010).
+//!
+//! Each minutia gets a cylinder: a 16×16 grid of cells in the minutia's own
+//! frame (so it is rotation and translation invariant) × 6 direction
+//! layers, 1536 bits, a bit set where neighbouring minutiae with that
+//! relative direction lie near the cell. Cylinders are compared by popcount
+//! over the cells valid in both (tolerates partial overlap); the best local
+//! matches are then relaxed against each other's geometry (tolerates
+//! distortion but punishes inconsistent pairs) and averaged into a score
+//! in `[0, 1]`.
+//!
+//! ```
+//! use sinhtrac_finger::{FingerTemplate, Matcher, Minutia, MinutiaKind};
+//! let minutiae = (0..30u16).map(|i| Minutia {
+//!     x: 40 + (i * 37) % 220, y: 40 + (i * 53) % 220,
+//!     angle: f32::from(i) * 0.7 % 6.28, kind: MinutiaKind::Ending, quality: 50,
+//! }).collect();
+//! let t = FingerTemplate { width: 300, height: 300, dpi: 500, minutiae };
+//! let matcher = Matcher::new(&t);
+//! let same = matcher.score_template(&t);
+//! assert!(same > 0.9, "{same}");
+//! ```
+
+use crate::extract::angle_diff;
+use crate::params::*;
+use crate::template::FingerTemplate;
+use std::f32::consts::{PI, TAU};
+use std::sync::OnceLock;
+
+/// Bits in one cylinder.
+pub const CYLINDER_BITS: usize = MCC_NS * MCC_NS * MCC_ND;
+/// 64-bit words in one cylinder bit vector.
+pub const CYLINDER_WORDS: usize = CYLINDER_BITS / 64;
+const CELLS: usize = MCC_NS * MCC_NS;
+
+/// One minutia's cylinder: content bits and the validity mask (the same
+/// spatial mask repeated for every direction layer, so that
+/// `bits & other.mask` restricts to commonly valid cells in one AND).
+#[derive(Debug, Clone)]
+pub struct Cylinder {
+    bits: [u64; CYLINDER_WORDS],
+    mask: [u64; CYLINDER_WORDS],
+    x: f32,
+    y: f32,
+    angle: f32,
+}
+
+/// The search form of a template: valid cylinders plus a coarse signature
+/// for 1:N pre-selection. Derived, never stored (rebuild from the
+/// [`FingerTemplate`]).
+#[derive(Debug, Clone)]
+pub struct SearchTemplate {
+    cylinders: Vec<Cylinder>,
+    coarse: Vec<[u64; 2]>,
+}
+
+impl SearchTemplate {
+    /// Builds cylinders for every minutia (coordinates are rescaled to
+    /// 500 dpi first, so templates from other resolutions compare).
+    pub fn new(t: &FingerTemplate) -> Self {
+        let scale = if t.dpi == 0 {
+            1.0
+        } else {
+            f32::from(TARGET_DPI) / f32::from(t.dpi)
+        };
+        let pts: Vec<(f32, f32, f32, u8)> = t
+            .minutiae
+            .iter()
+            .map(|m| (f32::from(m.x) * scale, f32::from(m.y) * scale, m.angle, m.quality))
+            .collect();
+        let hull = convex_hull(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        let mut with_q: Vec<(u8, Cylinder)> = pts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| build_cylinder(i, &pts, &hull).map(|c| (p.3, c)))
+            .collect();
+        // Best quality first: the coarse signature takes a prefix.
+        with_q.sort_by(|a, b| b.0.cmp(&a.0));
+        let cylinders: Vec<Cylinder> = with_q.into_iter().map(|(_, c)| c).collect();
+        let coarse = cylinders
+            .iter()
+            .take(COARSE_MINUTIAE)
+            .map(coarse_code)
+            .collect();
+        SearchTemplate { cylinders, coarse }
+    }
+
+    /// Number of valid cylinders.
+    pub fn len(&self) -> usize {
+        self.cylinders.len()
+    }
+
+    /// True when no cylinder is valid (the template cannot match anything).
+    pub fn is_empty(&self) -> bool {
+        self.cylinders.is_empty()
+    }
+}
+
+/// A probe prepared for matching: build once, then call
+/// [`Matcher::score`] against any number of candidates, from any number
+/// of threads (`Matcher` is `Send + Sync` and `score` takes `&self`).
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    probe: SearchTemplate,
+}
+
+impl Matcher {
+    /// Prepares `probe` for matching.
+    pub fn new(probe: &FingerTemplate) -> Self {
+        Matcher {
+            probe: SearchTemplate::new(probe),
+        }
+    }
+
+    /// Wraps an already built search template.
+    pub fn from_search(probe: SearchTemplate) -> Self {
+        Matcher { probe }
+    }
+
+    /// The probe's search form.
+    pub fn probe(&self) -> &SearchTemplate {
+        &self.probe
+    }
+
+    /// Similarity in `[0, 1]` (0 = no evidence, 1 = identical).
+    pub fn score(&self, candidate: &SearchTemplate) -> f32 {
+        lss_r(&self.probe, candidate)
+    }
+
+    /// Convenience: builds the candidate's search form and scores it.
+    pub fn score_template(&self, candidate: &FingerTemplate) -> f32 {
+        self.score(&SearchTemplate::new(candidate))
+    }
+
+    /// Cheap pre-selection score (coarse cylinder codes): higher is more
+    /// similar; only comparable across candidates for the same probe.
+    pub fn coarse_score(&self, candidate: &SearchTemplate) -> u32 {
+        coarse_similarity(&self.probe.coarse, &candidate.coarse)
+    }
+}
+
+// ------------------------------------------------------------- creation --
+
+fn build_cylinder(i: usize, pts: &[(f32, f32, f32, u8)], hull: &[(f32, f32)]) -> Option<Cylinder> {
+    let (mx, my, ma, _) = pts[i];
+    let delta_s = 2.0 * MCC_RADIUS / MCC_NS as f32;
+    let delta_d = TAU / MCC_ND as f32;
+    let reach = MCC_RADIUS + 3.0 * MCC_SIGMA_S;
+    let neigh: Vec<(f32, f32, f32)> = pts
+        .iter()
+        .enumerate()
+        .filter(|&(j, p)| j != i && (p.0 - mx).hypot(p.1 - my) <= reach)
+        .map(|(_, p)| (p.0, p.1, signed_diff(ma, p.2)))
+        .collect();
+    if neigh.len() < MCC_MIN_NEIGHBOURS {
+        return None;
+    }
+    let (c, s) = (ma.cos(), ma.sin());
+    let gs_norm = 1.0 / (MCC_SIGMA_S * (2.0 * PI).sqrt());
+    let cut2 = (3.0 * MCC_SIGMA_S).powi(2);
+    let mut bits = [0u64; CYLINDER_WORDS];
+    let mut mask = [0u64; CYLINDER_WORDS];
+    let (mut valid, mut in_disc) = (0usize, 0usize);
+    // Directional weight of each neighbour for each layer depends only on
+    // the neighbour, so compute it once per cylinder.
+    let dir_w: Vec<[f32; MCC_ND]> = neigh
+        .iter()
+        .map(|&(_, _, d)| {
+            let mut w = [0f32; MCC_ND];
+            for (k, wk) in w.iter_mut().enumerate() {
+                let centre = -PI + (k as f32 + 0.5) * delta_d;
+                *wk = directional_weight(signed_diff(centre, d), delta_d);
+            }
+            w
+        })
+        .collect();
+    for j in 0..MCC_NS {
+        for ii in 0..MCC_NS {
+            let u = (ii as f32 - (MCC_NS as f32 - 1.0) / 2.0) * delta_s;
+            let v = (j as f32 - (MCC_NS as f32 - 1.0) / 2.0) * delta_s;
+            if u * u + v * v > MCC_RADIUS * MCC_RADIUS {
+                continue;
+            }
+            in_disc += 1;
+            let px = mx + u * c - v * s;
+            let py = my + u * s + v * c;
+            if !inside_enlarged_hull(hull, px, py, MCC_HULL_OFFSET) {
+                continue;
+            }
+            valid += 1;
+            let cell = j * MCC_NS + ii;
+            let mut contrib = [0f32; MCC_ND];
+            for (n, &(nx, ny, _)) in neigh.iter().enumerate() {
+                let d2 = (nx - px).powi(2) + (ny - py).powi(2);
+                if d2 > cut2 {
+                    continue;
+                }
+                let gs = gs_norm * (-d2 / (2.0 * MCC_SIGMA_S * MCC_SIGMA_S)).exp();
+                for k in 0..MCC_ND {
+                    contrib[k] += gs * dir_w[n][k];
+                }
+            }
+            for (k, &v) in contrib.iter().enumerate() {
+                let bit = k * CELLS + cell;
+                mask[bit / 64] |= 1 << (bit % 64);
+                if v >= MCC_MU_PSI {
+                    bits[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+        }
+    }
+    if (valid as f32) < MCC_MIN_VALID_CELLS * in_disc as f32 {
+        return None;
+    }
+    Some(Cylinder {
+        bits,
+        mask,
+        x: mx,
+        y: my,
+        angle: ma,
+    })
+}
+
+/// Integral of the direction Gaussian over one layer's width (erf form).
+fn directional_weight(alpha: f32, width: f32) -> f32 {
+    let z = std::f32::consts::SQRT_2 * MCC_SIGMA_D;
+    0.5 * (erf((alpha + width / 2.0) / z) - erf((alpha - width / 2.0) / z))
+}
+
+/// Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7); std has no erf.
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_7) * t - 0.284_496_74) * t
+            + 0.254_829_6)
+            * t
+            * (-x * x).exp();
+    y.copysign(x)
+}
+
+/// `a - b` wrapped into `[-π, π)`.
+fn signed_diff(a: f32, b: f32) -> f32 {
+    (a - b + PI).rem_euclid(TAU) - PI
+}
+
+fn convex_hull(pts: &[(f32, f32)]) -> Vec<(f32, f32)> {
+    let mut p = pts.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: (f32, f32), a: (f32, f32), b: (f32, f32)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut hull: Vec<(f32, f32)> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(f32, f32)>> = if pass == 0 {
+            Box::new(p.iter())
+        } else {
+            Box::new(p.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0 {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+fn inside_enlarged_hull(hull: &[(f32, f32)], x: f32, y: f32, offset: f32) -> bool {
+    if hull.len() < 3 {
+        return hull.iter().any(|&(hx, hy)| (hx - x).hypot(hy - y) <= offset);
+    }
+    let mut inside = true;
+    let mut min_d = f32::INFINITY;
+    for k in 0..hull.len() {
+        let a = hull[k];
+        let b = hull[(k + 1) % hull.len()];
+        let (ex, ey) = (b.0 - a.0, b.1 - a.1);
+        // Counter-clockwise hull (in x-right/y-down math): left = inside.
+        if ex * (y - a.1) - ey * (x - a.0) < 0.0 {
+            inside = false;
+        }
+        let len2 = ex * ex + ey * ey;
+        let t = if len2 > 0.0 {
+            (((x - a.0) * ex + (y - a.1) * ey) / len2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        min_d = min_d.min((a.0 + t * ex - x).hypot(a.1 + t * ey - y));
+    }
+    inside || min_d <= offset
+}
+
+/// 128-bit coarse code: 2×2 spatial cells × 3 direction layers pooled into
+/// one bit (set when enough fine bits are), for the pre-selection pass.
+fn coarse_code(c: &Cylinder) -> [u64; 2] {
+    let mut out = [0u64; 2];
+    let half = MCC_NS / 2;
+    for dl in 0..2 {
+        for cj in 0..half {
+            for ci in 0..half {
+                let mut n = 0;
+                for k in dl * 3..dl * 3 + 3 {
+                    for (dj, di) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let bit = k * CELLS + (2 * cj + dj) * MCC_NS + 2 * ci + di;
+                        n += ((c.bits[bit / 64] >> (bit % 64)) & 1) as u32;
+                    }
+                }
+                if n >= COARSE_MIN_FINE_BITS {
+                    let b = dl * 64 + cj * half + ci;
+                    out[b / 64] |= 1 << (b % 64);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn coarse_similarity(a: &[[u64; 2]], b: &[[u64; 2]]) -> u32 {
+    // For each probe code the nearest candidate code (Hamming); a close
+    // code earns up to 64 points.
+    let mut total = 0;
+    for p in a {
+        let mut best = 128;
+        for q in b {
+            let d = (p[0] ^ q[0]).count_ones() + (p[1] ^ q[1]).count_ones();
+            best = best.min(d);
+        }
+        total += 64u32.saturating_sub(best);
+    }
+    total
+}
+
+// ----------------------------------------------------------- comparison --
+
+fn sqrt_table() -> &'static [f32; CYLINDER_BITS + 1] {
+    static T: OnceLock<[f32; CYLINDER_BITS + 1]> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = [0f32; CYLINDER_BITS + 1];
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = (i as f32).sqrt();
+        }
+        t
+    })
+}
+
+/// Popcounts (|a∧m|, |b∧m|, |(a⊕b)∧m|, |m|) with m = maskA ∧ maskB.
+#[inline(always)]
+fn counts_generic(a: &Cylinder, b: &Cylinder) -> (u32, u32, u32, u32) {
+    let (mut na, mut nb, mut nx, mut nm) = (0, 0, 0, 0);
+    for w in 0..CYLINDER_WORDS {
+        let m = a.mask[w] & b.mask[w];
+        let x = a.bits[w] & m;
+        let y = b.bits[w] & m;
+        na += x.count_ones();
+        nb += y.count_ones();
+        nx += (x ^ y).count_ones();
+        nm += m.count_ones();
+    }
+    (na, nb, nx, nm)
+}
+
+/// Same as [`counts_generic`], compiled with the popcnt/AVX2 instructions
+/// (the baseline x86-64 target has neither, and the bit-twiddling
+/// fallback is ~4× slower).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,avx2")]
+unsafe fn counts_avx2(a: &Cylinder, b: &Cylinder) -> (u32, u32, u32, u32) {
+    counts_generic(a, b)
+}
+
+fn has_fast_popcount() -> bool {
+    static F: OnceLock<bool> = OnceLock::new();
+    *F.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::env::var_os("SINHTRAC_FORCE_SCALAR").is_none()
+                && is_x86_feature_detected!("popcnt")
+                && is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+#[inline]
+fn counts(a: &Cylinder, b: &Cylinder, fast: bool) -> (u32, u32, u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is only true when `has_fast_popcount` detected
+        // both popcnt and AVX2 on this CPU at run time.
+        return unsafe { counts_avx2(a, b) };
+    }
+    let _ = fast;
+    counts_generic(a, b)
+}
+
+/// MCC-Bit local similarity of two cylinders, `[0, 1]`.
+fn local_similarity(a: &Cylinder, b: &Cylinder, fast: bool, min_cells: u32) -> f32 {
+    if angle_diff(a.angle, b.angle) > MCC_MAX_DIR_DIFF {
+        return 0.0;
+    }
+    let (na, nb, nx, nm) = counts(a, b, fast);
+    if nm < min_cells * MCC_ND as u32 || na + nb == 0 {
+        return 0.0;
+    }
+    let t = sqrt_table();
+    1.0 - t[nx as usize] / (t[na as usize] + t[nb as usize])
+}
+
+fn sigmoid(v: f32, mu: f32, tau: f32) -> f32 {
+    1.0 / (1.0 + (-tau * (v - mu)).exp())
+}
+
+fn disc_cells() -> u32 {
+    static N: OnceLock<u32> = OnceLock::new();
+    *N.get_or_init(|| {
+        let delta_s = 2.0 * MCC_RADIUS / MCC_NS as f32;
+        let mut n = 0;
+        for j in 0..MCC_NS {
+            for i in 0..MCC_NS {
+                let u = (i as f32 - (MCC_NS as f32 - 1.0) / 2.0) * delta_s;
+                let v = (j as f32 - (MCC_NS as f32 - 1.0) / 2.0) * delta_s;
+                n += u32::from(u * u + v * v <= MCC_RADIUS * MCC_RADIUS);
+            }
+        }
+        n
+    })
+}
+
+/// Local similarity sort with relaxation.
+fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
+    let (na, nb) = (a.cylinders.len(), b.cylinders.len());
+    if na == 0 || nb == 0 {
+        return 0.0;
+    }
+    let fast = has_fast_popcount();
+    let min_cells = (MCC_MIN_MATCHABLE * disc_cells() as f32).ceil() as u32;
+    let mut pairs: Vec<(f32, u16, u16)> = Vec::with_capacity(na * nb / 2);
+    for (i, ca) in a.cylinders.iter().enumerate() {
+        for (j, cb) in b.cylinders.iter().enumerate() {
+            let s = local_similarity(ca, cb, fast, min_cells);
+            if s > 0.0 {
+                pairs.push((s, i as u16, j as u16));
+            }
+        }
+    }
+    let n_min = na.min(nb);
+    let np = MCC_MIN_NP
+        + (sigmoid(n_min as f32, MCC_MU_P, MCC_TAU_P) * (MCC_MAX_NP - MCC_MIN_NP) as f32).round()
+            as usize;
+    let nr = n_min.min(pairs.len());
+    if nr == 0 {
+        return 0.0;
+    }
+    if pairs.len() > nr {
+        pairs.select_nth_unstable_by(nr - 1, |x, y| y.0.total_cmp(&x.0));
+        pairs.truncate(nr);
+    }
+    let lambda0: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+    let mut lambda = lambda0.clone();
+    if std::env::var_os("XP_LSS").is_some() {
+        let mut l = lambda0.clone();
+        l.sort_by(|a, b| b.total_cmp(a));
+        return l.iter().take(np).sum::<f32>() / np as f32;
+    }
+    if nr > 1 {
+        // Pairwise geometric compatibility ρ(t, k).
+        let mut rho = vec![0f32; nr * nr];
+        for t in 0..nr {
+            let (at, bt) = (&a.cylinders[pairs[t].1 as usize], &b.cylinders[pairs[t].2 as usize]);
+            for k in t + 1..nr {
+                let (ak, bk) = (&a.cylinders[pairs[k].1 as usize], &b.cylinders[pairs[k].2 as usize]);
+                let da = (at.x - ak.x).hypot(at.y - ak.y);
+                let db = (bt.x - bk.x).hypot(bt.y - bk.y);
+                let d1 = (da - db).abs();
+                let d2 = signed_diff(signed_diff(at.angle, ak.angle), signed_diff(bt.angle, bk.angle)).abs();
+                let ra = signed_diff(at.angle, (ak.y - at.y).atan2(ak.x - at.x));
+                let rb = signed_diff(bt.angle, (bk.y - bt.y).atan2(bk.x - bt.x));
+                let d3 = signed_diff(ra, rb).abs();
+                let r = sigmoid(d1, MCC_RHO_DIST.0, MCC_RHO_DIST.1)
+                    * sigmoid(d2, MCC_RHO_DIR.0, MCC_RHO_DIR.1)
+                    * sigmoid(d3, MCC_RHO_RADIAL.0, MCC_RHO_RADIAL.1);
+                rho[t * nr + k] = r;
+                rho[k * nr + t] = r;
+            }
+        }
+        let mut next = vec![0f32; nr];
+        for _ in 0..MCC_RELAX_ITERS {
+            for t in 0..nr {
+                let row = &rho[t * nr..(t + 1) * nr];
+                let support: f32 = row.iter().zip(&lambda).map(|(r, l)| r * l).sum();
+                next[t] = MCC_RELAX_WEIGHT * lambda[t]
+                    + (1.0 - MCC_RELAX_WEIGHT) * support / (nr - 1) as f32;
+            }
+            std::mem::swap(&mut lambda, &mut next);
+        }
+    }
+    // Keep the pairs whose similarity relaxation preserved best.
+    let mut order: Vec<usize> = (0..nr).collect();
+    order.sort_by(|&x, &y| (lambda[y] / lambda0[y]).total_cmp(&(lambda[x] / lambda0[x])));
+    let sum: f32 = order.iter().take(np).map(|&t| lambda[t]).sum();
+    (sum / np as f32).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{Minutia, MinutiaKind};
+
+    fn synthetic(seed: u32, n: usize) -> FingerTemplate {
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        };
+        let minutiae = (0..n)
+            .map(|_| Minutia {
+                x: (30 + next() % 240) as u16,
+                y: (30 + next() % 240) as u16,
+                angle: (next() % 6283) as f32 / 1000.0,
+                kind: MinutiaKind::Ending,
+                quality: 50,
+            })
+            .collect();
+        FingerTemplate { width: 300, height: 300, dpi: 500, minutiae }
+    }
+
+    fn transform(t: &FingerTemplate, rot: f32, dx: f32, dy: f32) -> FingerTemplate {
+        let (c, s) = (rot.cos(), rot.sin());
+        let mut out = t.clone();
+        out.width = 600;
+        out.height = 600;
+        for m in &mut out.minutiae {
+            let (x, y) = (f32::from(m.x) - 150.0, f32::from(m.y) - 150.0);
+            m.x = (x * c - y * s + 300.0 + dx) as u16;
+            m.y = (x * s + y * c + 300.0 + dy) as u16;
+            m.angle = (m.angle + rot).rem_euclid(TAU);
+        }
+        out
+    }
+
+    #[test]
+    fn rotation_translation_invariant() {
+        let t = synthetic(7, 40);
+        let m = Matcher::new(&t);
+        let moved = transform(&t, 1.1, 20.0, -15.0);
+        let same = m.score_template(&moved);
+        let other = m.score_template(&synthetic(99, 40));
+        assert!(same > 0.7, "same {same}");
+        assert!(other < 0.3, "other {other}");
+    }
+
+    #[test]
+    fn fast_and_scalar_counts_agree() {
+        let t = SearchTemplate::new(&synthetic(3, 40));
+        let u = SearchTemplate::new(&synthetic(4, 40));
+        for a in &t.cylinders {
+            for b in &u.cylinders {
+                assert_eq!(counts(a, b, has_fast_popcount()), counts_generic(a, b));
+            }
+        }
+    }
+
+    #[test]
+    fn hull_contains_interior() {
+        let h = convex_hull(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (5.0, 5.0)]);
+        assert_eq!(h.len(), 4);
+        assert!(inside_enlarged_hull(&h, 5.0, 5.0, 0.0));
+        assert!(!inside_enlarged_hull(&h, 20.0, 5.0, 5.0));
+        assert!(inside_enlarged_hull(&h, 14.0, 5.0, 5.0));
+    }
+}

@@ -1,0 +1,178 @@
+//! Every tunable constant of the fingerprint pipeline, in one place.
+//!
+//! Lengths are in pixels at [`TARGET_DPI`] (500 dpi, ≈ 19.7 px/mm) unless a
+//! name says otherwise; the extractor rescales other resolutions first, so
+//! these never need per-sensor variants.
+
+use std::f32::consts::PI;
+
+// ---------------------------------------------------------------- input --
+
+/// Resolution every stage works at; other inputs are resampled to it.
+pub const TARGET_DPI: u16 = 500;
+/// Lowest accepted capture resolution (below this ridges alias away).
+pub const MIN_DPI: u16 = 250;
+/// Highest accepted capture resolution.
+pub const MAX_DPI: u16 = 2000;
+/// Smallest accepted side after rescaling (a 64 px window holds ~7 ridges).
+pub const MIN_SIDE: u32 = 64;
+/// Largest accepted side after rescaling (a 4 cm × 4 cm plain impression
+/// at 500 dpi is ~800 px; this leaves room for rolled prints).
+pub const MAX_SIDE: u32 = 2048;
+
+// --------------------------------------------------------- segmentation --
+
+/// Block size of the variance mask.
+pub const SEG_BLOCK: usize = 8;
+/// Radius of the window the local standard deviation is taken over.
+pub const SEG_STD_RADIUS: usize = 8;
+/// A block is foreground if its std exceeds this fraction of the 95th
+/// percentile block std: relative, because sensors differ 4× in contrast.
+pub const SEG_REL_THRESHOLD: f32 = 0.28;
+/// ... and at least this absolute std (grey levels), so flat noise is never
+/// foreground however low the percentile is.
+pub const SEG_ABS_THRESHOLD: f32 = 5.0;
+/// Majority-vote smoothing passes over the block mask (removes speckle).
+pub const SEG_SMOOTH_PASSES: usize = 3;
+/// Minimum foreground fraction of the image, else `TooLittleForeground`.
+pub const MIN_FOREGROUND_FRACTION: f32 = 0.08;
+/// Minimum 95th-percentile block std (grey levels), else `LowContrast`.
+pub const MIN_CONTRAST_STD: f32 = 8.0;
+
+// -------------------------------------------------------- normalisation --
+
+/// Radius of the local mean/std window used to normalise contrast.
+pub const NORM_RADIUS: usize = 9;
+
+// ----------------------------------------------------------- orientation --
+
+/// Radius of the box window the gradient tensor is averaged over.
+pub const ORIENT_RADIUS: usize = 7;
+/// Radius of the second smoothing pass over the doubled-angle field; two
+/// box passes approximate a Gaussian and bridge creases and scars.
+pub const ORIENT_SMOOTH_RADIUS: usize = 12;
+
+// ------------------------------------------------------------ frequency --
+
+/// Half-length (across ridges) of the oriented window for the x-signature.
+pub const FREQ_HALF_LEN: i32 = 16;
+/// Half-width (along ridges) of the oriented window.
+pub const FREQ_HALF_WIDTH: i32 = 6;
+/// Step between frequency windows.
+pub const FREQ_STEP: usize = 16;
+/// Plausible ridge period range at 500 dpi (pixels).
+pub const MIN_WAVELENGTH: f32 = 5.0;
+/// Upper end of the plausible ridge period.
+pub const MAX_WAVELENGTH: f32 = 15.0;
+/// Used when too few windows give a valid period.
+pub const DEFAULT_WAVELENGTH: f32 = 9.0;
+
+// ------------------------------------------------------------- enhance --
+
+/// Number of quantised orientations in the Gabor bank.
+pub const GABOR_ORIENTATIONS: usize = 16;
+/// Gaussian sigma across ridges, as a fraction of the ridge period.
+pub const GABOR_SIGMA_ACROSS: f32 = 0.5;
+/// Gaussian sigma along ridges, as a fraction of the ridge period (longer
+/// than across: smoothing along the ridge is what bridges breaks).
+pub const GABOR_SIGMA_ALONG: f32 = 0.6;
+/// Kernel half-size in sigmas (2 keeps 95% of the mass at ~40% of the cost
+/// of 3).
+pub const GABOR_EXTENT_SIGMAS: f32 = 2.0;
+
+// -------------------------------------------------------- binarisation --
+
+/// Connected ridge or valley blobs smaller than this (pixels) are flipped:
+/// islands and pores make spurious ending pairs.
+pub const MIN_BLOB_AREA: usize = 24;
+
+// ------------------------------------------------------------ minutiae --
+
+/// Steps traced along the skeleton to estimate a minutia's direction.
+pub const DIR_TRACE_LEN: usize = 10;
+/// A minutia closer than this to the mask edge is a border artefact.
+pub const BORDER_MARGIN: usize = 12;
+/// An ending joined to a bifurcation within this many steps is a spur.
+pub const SPUR_LEN: usize = 14;
+/// Two endings joined within this many steps are a short ridge / island.
+pub const SHORT_RIDGE_LEN: usize = 20;
+/// Two bifurcations joined within this many steps are a bridge / ladder.
+pub const BRIDGE_LEN: usize = 14;
+/// Facing endings closer than this are a broken ridge.
+pub const BREAK_DIST: f32 = 16.0;
+/// Maximal deviation from antiparallel for facing endings.
+pub const BREAK_ANGLE: f32 = PI / 4.0;
+/// Any two minutiae closer than this are noise (both removed).
+pub const CLOSE_DIST: f32 = 5.0;
+/// Minimum orientation coherence at a kept minutia.
+pub const MIN_MINUTIA_COHERENCE: f32 = 0.15;
+/// Fewer minutiae than this after filtering gives `TooFewMinutiae`.
+pub const MIN_MINUTIAE: usize = 8;
+/// At most this many minutiae are kept (best quality first); more only
+/// slows matching and is a sign of noise.
+pub const MAX_MINUTIAE: usize = 100;
+
+// ------------------------------------------------------------------ MCC --
+// Values from Cappelli, Ferrara, Maltoni, "Minutia Cylinder-Code", IEEE
+// TPAMI 32(12), 2010, for the bit-based variant with LSS-R consolidation.
+
+/// Cylinder radius R.
+pub const MCC_RADIUS: f32 = 70.0;
+/// Spatial cells per side N_S.
+pub const MCC_NS: usize = 16;
+/// Directional layers N_D.
+pub const MCC_ND: usize = 6;
+/// Spatial Gaussian sigma σ_S.
+pub const MCC_SIGMA_S: f32 = 28.0 / 3.0;
+/// Directional Gaussian sigma σ_D.
+pub const MCC_SIGMA_D: f32 = 2.0 * PI / 9.0;
+/// Bit threshold μ_Ψ on a cell's contribution.
+pub const MCC_MU_PSI: f32 = 0.01;
+/// Offset Ω of the enlarged convex hull that bounds valid cells.
+pub const MCC_HULL_OFFSET: f32 = 50.0;
+/// Minimum fraction of valid cells (of those in the disc) for a valid cylinder.
+pub const MCC_MIN_VALID_CELLS: f32 = 0.75;
+/// Minimum contributing neighbours for a valid cylinder.
+pub const MCC_MIN_NEIGHBOURS: usize = 2;
+/// Minimum fraction of cells valid in both cylinders for a comparison.
+pub const MCC_MIN_MATCHABLE: f32 = 0.60;
+/// Maximal direction difference δ_θ of comparable minutiae.
+pub const MCC_MAX_DIR_DIFF: f32 = PI / 2.0;
+/// Sigmoid centre μ_P for the number of consolidated pairs.
+pub const MCC_MU_P: f32 = 20.0;
+/// Sigmoid slope τ_P for the number of consolidated pairs.
+pub const MCC_TAU_P: f32 = 2.0 / 5.0;
+/// Fewest consolidated pairs.
+pub const MCC_MIN_NP: usize = 4;
+/// Most consolidated pairs.
+pub const MCC_MAX_NP: usize = 12;
+/// Relaxation iterations n_rel.
+pub const MCC_RELAX_ITERS: usize = 5;
+/// Relaxation weight w_R.
+pub const MCC_RELAX_WEIGHT: f32 = 0.5;
+/// Relaxation: sigmoid of the distance difference (μ1, τ1).
+pub const MCC_RHO_DIST: (f32, f32) = (5.0, -8.0 / 5.0);
+/// Relaxation: sigmoid of the direction difference (μ2, τ2).
+pub const MCC_RHO_DIR: (f32, f32) = (PI / 12.0, -30.0);
+/// Relaxation: sigmoid of the radial-angle difference (μ3, τ3).
+pub const MCC_RHO_RADIAL: (f32, f32) = (PI / 12.0, -30.0);
+
+// ---------------------------------------------------------- 1:N search --
+
+/// Minutiae (best quality first) whose coarse codes form the pre-selection
+/// signature.
+pub const COARSE_MINUTIAE: usize = 16;
+/// A coarse code bit is set when at least this many of its 12 fine cells are.
+pub const COARSE_MIN_FINE_BITS: u32 = 3;
+/// Candidates kept by pre-selection, as a fraction of the gallery ...
+pub const PRESELECT_FRACTION: f32 = 0.02;
+/// ... but never fewer than this.
+pub const PRESELECT_MIN: usize = 50;
+
+// ------------------------------------------------------------ decision --
+
+/// Default decision threshold on the [0, 1] MCC score, calibrated on the
+/// extended FVC impostor set (see the crate README numbers); prefer a
+/// threshold calibrated on your own impostor scores with
+/// [`crate::fvc::threshold_for_fmr`].
+pub const DEFAULT_THRESHOLD: f32 = 0.30;

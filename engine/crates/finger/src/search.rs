@@ -1,0 +1,223 @@
+//! 1:N identification over a gallery of finger templates, with a cheap
+//! pre-selection pass, exact MCC re-scoring and multi-finger fusion.
+//!
+//! ```
+//! use sinhtrac_finger::{FingerPosition, FingerTemplate, Gallery, Matcher, Minutia,
+//!     MinutiaKind, SearchOptions};
+//! let finger = |seed: u16| FingerTemplate { width: 300, height: 300, dpi: 500,
+//!     minutiae: (0..30u16).map(|i| Minutia { x: 30 + (i * 37 + seed * 11) % 240,
+//!         y: 30 + (i * 53 + seed * 7) % 240, angle: f32::from((i + seed) % 62) / 10.0,
+//!         kind: MinutiaKind::Ending, quality: 50 }).collect() };
+//! let mut gallery = Gallery::new();
+//! for subject in 0..20u64 {
+//!     gallery.insert(subject, FingerPosition::RIGHT_INDEX, &finger(subject as u16));
+//! }
+//! let probe = Matcher::new(&finger(7));
+//! let hits = gallery.search(&probe, FingerPosition::RIGHT_INDEX, &SearchOptions::default());
+//! assert_eq!(hits[0].subject, 7);
+//! ```
+
+use crate::mcc::{Matcher, SearchTemplate};
+use crate::params::{PRESELECT_FRACTION, PRESELECT_MIN};
+use crate::standard::FingerPosition;
+use crate::template::FingerTemplate;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// One enrolled finger.
+#[derive(Debug, Clone)]
+pub struct GalleryEntry {
+    /// Subject (person) id.
+    pub subject: u64,
+    /// Finger position.
+    pub position: FingerPosition,
+    /// Search form.
+    pub template: SearchTemplate,
+}
+
+/// In-memory 1:N gallery.
+#[derive(Debug, Clone, Default)]
+pub struct Gallery {
+    entries: Vec<GalleryEntry>,
+}
+
+/// How a search trades speed for recall.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// Pre-selection keeps this fraction of the (position-filtered) gallery
+    /// for exact scoring; `1.0` disables pre-selection.
+    pub preselect_fraction: f32,
+    /// ... but at least this many candidates.
+    pub preselect_min: usize,
+    /// Hits returned.
+    pub top_k: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            preselect_fraction: PRESELECT_FRACTION,
+            preselect_min: PRESELECT_MIN,
+            top_k: 10,
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Exhaustive exact search (no pre-selection).
+    pub fn exhaustive(top_k: usize) -> Self {
+        SearchOptions {
+            preselect_fraction: 1.0,
+            preselect_min: usize::MAX,
+            top_k,
+        }
+    }
+}
+
+/// A per-finger search result.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Index of the gallery entry.
+    pub entry: usize,
+    /// Subject id.
+    pub subject: u64,
+    /// Finger position.
+    pub position: FingerPosition,
+    /// MCC score in `[0, 1]`.
+    pub score: f32,
+}
+
+/// A fused per-subject result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubjectHit {
+    /// Subject id.
+    pub subject: u64,
+    /// Fused score in `[0, 1]` (see [`fuse_scores`]).
+    pub score: f32,
+    /// Best score per probe finger (0 when the finger did not come back).
+    pub per_finger: Vec<(FingerPosition, f32)>,
+}
+
+/// Multi-finger fusion: the mean of per-finger scores, missing fingers
+/// counting 0. The mean keeps the `[0, 1]` range, and because impostor
+/// scores of different fingers are nearly independent it lowers the
+/// impostor spread faster than the genuine mean, so one threshold still
+/// maps to an FMR (calibrate it per number of fingers).
+pub fn fuse_scores(scores: &[f32]) -> f32 {
+    if scores.is_empty() {
+        0.0
+    } else {
+        scores.iter().sum::<f32>() / scores.len() as f32
+    }
+}
+
+impl Gallery {
+    /// Empty gallery.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Enrols one finger; returns its entry index.
+    pub fn insert(&mut self, subject: u64, position: FingerPosition, t: &FingerTemplate) -> usize {
+        self.push(subject, position, SearchTemplate::new(t))
+    }
+
+    /// Enrols an already built search template.
+    pub fn push(&mut self, subject: u64, position: FingerPosition, template: SearchTemplate) -> usize {
+        self.entries.push(GalleryEntry {
+            subject,
+            position,
+            template,
+        });
+        self.entries.len() - 1
+    }
+
+    /// Number of enrolled fingers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries.
+    pub fn entries(&self) -> &[GalleryEntry] {
+        &self.entries
+    }
+
+    /// Searches one finger: entries at `position` (all entries when either
+    /// side is [`FingerPosition::UNKNOWN`]) are ranked by the coarse score
+    /// in parallel, the best fraction is re-scored exactly, and the top
+    /// `top_k` are returned best first.
+    pub fn search(&self, probe: &Matcher, position: FingerPosition, opts: &SearchOptions) -> Vec<Hit> {
+        let eligible = |e: &GalleryEntry| {
+            position == FingerPosition::UNKNOWN
+                || e.position == FingerPosition::UNKNOWN
+                || e.position == position
+        };
+        let pool: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| eligible(&self.entries[i]))
+            .collect();
+        let keep = ((pool.len() as f32 * opts.preselect_fraction).ceil() as usize)
+            .max(opts.preselect_min)
+            .min(pool.len());
+        let shortlist: Vec<usize> = if keep >= pool.len() {
+            pool
+        } else {
+            let mut coarse: Vec<(u32, usize)> = pool
+                .par_iter()
+                .with_min_len(4096)
+                .map(|&i| (probe.coarse_score(&self.entries[i].template), i))
+                .collect();
+            coarse.select_nth_unstable_by(keep - 1, |a, b| b.0.cmp(&a.0));
+            coarse.truncate(keep);
+            coarse.into_iter().map(|(_, i)| i).collect()
+        };
+        let mut hits: Vec<Hit> = shortlist
+            .par_iter()
+            .map(|&i| {
+                let e = &self.entries[i];
+                Hit {
+                    entry: i,
+                    subject: e.subject,
+                    position: e.position,
+                    score: probe.score(&e.template),
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry)));
+        hits.truncate(opts.top_k);
+        hits
+    }
+
+    /// Multi-finger identification: searches each probe finger, keeps each
+    /// subject's best score per finger, fuses with [`fuse_scores`] and
+    /// returns the `top_k` subjects best first.
+    pub fn identify(&self, probes: &[(FingerPosition, &Matcher)], opts: &SearchOptions) -> Vec<SubjectHit> {
+        let per_finger_opts = SearchOptions {
+            top_k: opts.top_k.saturating_mul(4).max(opts.top_k),
+            ..*opts
+        };
+        let mut by_subject: HashMap<u64, Vec<f32>> = HashMap::new();
+        for (f, (pos, m)) in probes.iter().enumerate() {
+            for h in self.search(m, *pos, &per_finger_opts) {
+                let s = by_subject.entry(h.subject).or_insert_with(|| vec![0.0; probes.len()]);
+                s[f] = s[f].max(h.score);
+            }
+        }
+        let mut out: Vec<SubjectHit> = by_subject
+            .into_iter()
+            .map(|(subject, scores)| SubjectHit {
+                subject,
+                score: fuse_scores(&scores),
+                per_finger: probes.iter().map(|p| p.0).zip(scores).collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.subject.cmp(&b.subject)));
+        out.truncate(opts.top_k);
+        out
+    }
+}

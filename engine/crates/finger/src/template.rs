@@ -1,0 +1,303 @@
+//! Minutiae templates: the extractor's output and our own persistent form.
+//!
+//! A [`FingerTemplate`] is plain data (image size, resolution, minutiae).
+//! Search structures (MCC cylinders) are derived from it by
+//! [`crate::Matcher`] and [`crate::SearchTemplate`] and never stored, so a
+//! template stays valid when the matcher changes.
+//!
+//! The binary form ([`FingerTemplate::to_bytes`]) is:
+//! `"STFT"`, version `u16`, width `u16`, height `u16`, dpi `u16`, count
+//! `u16`, then `count` × (x `u16`, y `u16`, angle `u16` in 2π/65536 units,
+//! kind `u8`, quality `u8`), then a CRC-32 of everything before it; all
+//! little-endian. [`FingerTemplate::from_bytes`] validates every field.
+
+use crate::error::{FingerError, Result};
+use serde::{Deserialize, Serialize};
+use std::f32::consts::TAU;
+
+/// Minutia type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MinutiaKind {
+    /// A ridge ends.
+    Ending,
+    /// A ridge splits in two.
+    Bifurcation,
+    /// Type unknown (e.g. imported as "other").
+    Other,
+}
+
+impl MinutiaKind {
+    fn code(self) -> u8 {
+        match self {
+            MinutiaKind::Other => 0,
+            MinutiaKind::Ending => 1,
+            MinutiaKind::Bifurcation => 2,
+        }
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(MinutiaKind::Other),
+            1 => Some(MinutiaKind::Ending),
+            2 => Some(MinutiaKind::Bifurcation),
+            _ => None,
+        }
+    }
+}
+
+/// One minutia in image pixel coordinates (origin top-left, y down).
+///
+/// `angle` is in radians in `[0, 2π)`, measured as `atan2(dy, dx)` in image
+/// coordinates, i.e. *clockwise* on screen from the positive x axis. For an
+/// ending it points from the ridge towards its free end; for a bifurcation
+/// it points from the stem into the fork, so an ending that becomes a
+/// bifurcation under more pressure keeps its direction. ISO/ANSI export
+/// converts to their counter-clockwise convention.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Minutia {
+    /// Column.
+    pub x: u16,
+    /// Row.
+    pub y: u16,
+    /// Direction in radians, `[0, 2π)`.
+    pub angle: f32,
+    /// Type.
+    pub kind: MinutiaKind,
+    /// Quality 0..=100 (0 = unknown).
+    pub quality: u8,
+}
+
+/// Minutiae of one finger impression plus the geometry they live in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FingerTemplate {
+    /// Image width in pixels.
+    pub width: u16,
+    /// Image height in pixels.
+    pub height: u16,
+    /// Resolution of the coordinates in dots per inch.
+    pub dpi: u16,
+    /// Minutiae.
+    pub minutiae: Vec<Minutia>,
+}
+
+const MAGIC: &[u8; 4] = b"STFT";
+/// Current version of the binary template format.
+pub const TEMPLATE_VERSION: u16 = 1;
+const FORMAT: &str = "sinhtrac template";
+const HEADER_LEN: usize = 14;
+const MINUTIA_LEN: usize = 8;
+/// Most minutiae a template may hold (ISO's one-byte count allows 255).
+pub const MAX_TEMPLATE_MINUTIAE: usize = 255;
+
+impl FingerTemplate {
+    /// Checks that every field is in range: non-zero size and dpi,
+    /// coordinates inside the image, finite angles in `[0, 2π)`, quality
+    /// ≤ 100, at most [`MAX_TEMPLATE_MINUTIAE`] minutiae.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, value: i64| FingerError::OutOfRange {
+            format: FORMAT,
+            field,
+            value,
+        };
+        if self.width == 0 {
+            return Err(bad("width", 0));
+        }
+        if self.height == 0 {
+            return Err(bad("height", 0));
+        }
+        if self.dpi == 0 {
+            return Err(bad("dpi", 0));
+        }
+        if self.minutiae.len() > MAX_TEMPLATE_MINUTIAE {
+            return Err(bad("count", self.minutiae.len() as i64));
+        }
+        for m in &self.minutiae {
+            if m.x >= self.width {
+                return Err(bad("x", m.x.into()));
+            }
+            if m.y >= self.height {
+                return Err(bad("y", m.y.into()));
+            }
+            if !(m.angle.is_finite() && (0.0..TAU).contains(&m.angle)) {
+                return Err(bad("angle", (m.angle * 1000.0) as i64));
+            }
+            if m.quality > 100 {
+                return Err(bad("quality", m.quality.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes to the versioned binary form (validates first).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.validate()?;
+        let mut out = Vec::with_capacity(HEADER_LEN + self.minutiae.len() * MINUTIA_LEN + 4);
+        out.extend_from_slice(MAGIC);
+        for v in [
+            TEMPLATE_VERSION,
+            self.width,
+            self.height,
+            self.dpi,
+            self.minutiae.len() as u16,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for m in &self.minutiae {
+            out.extend_from_slice(&m.x.to_le_bytes());
+            out.extend_from_slice(&m.y.to_le_bytes());
+            out.extend_from_slice(&angle_to_u16(m.angle).to_le_bytes());
+            out.push(m.kind.code());
+            out.push(m.quality);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Decodes and validates the binary form; every defect is a typed error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let r = Reader::new(bytes, FORMAT);
+        let magic = r.bytes(0, 4)?;
+        if magic != MAGIC {
+            return Err(FingerError::BadMagic {
+                format: FORMAT,
+                found: magic.to_vec(),
+            });
+        }
+        let version = r.u16_le(4)?;
+        if version != TEMPLATE_VERSION {
+            return Err(FingerError::UnsupportedVersion {
+                format: FORMAT,
+                found: version.to_string(),
+            });
+        }
+        let (width, height, dpi, count) =
+            (r.u16_le(6)?, r.u16_le(8)?, r.u16_le(10)?, r.u16_le(12)? as usize);
+        let expected = HEADER_LEN + count * MINUTIA_LEN + 4;
+        if bytes.len() != expected {
+            return Err(FingerError::LengthMismatch {
+                format: FORMAT,
+                declared: expected,
+                actual: bytes.len(),
+            });
+        }
+        let body = expected - 4;
+        let stored = u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
+        if crc32fast::hash(&bytes[..body]) != stored {
+            return Err(FingerError::Checksum { format: FORMAT });
+        }
+        let mut minutiae = Vec::with_capacity(count);
+        for i in 0..count {
+            let o = HEADER_LEN + i * MINUTIA_LEN;
+            let kind_code = r.u8(o + 6)?;
+            let kind = MinutiaKind::from_code(kind_code).ok_or(FingerError::OutOfRange {
+                format: FORMAT,
+                field: "kind",
+                value: kind_code.into(),
+            })?;
+            minutiae.push(Minutia {
+                x: r.u16_le(o)?,
+                y: r.u16_le(o + 2)?,
+                angle: angle_from_u16(r.u16_le(o + 4)?),
+                kind,
+                quality: r.u8(o + 7)?,
+            });
+        }
+        let t = FingerTemplate {
+            width,
+            height,
+            dpi,
+            minutiae,
+        };
+        t.validate()?;
+        Ok(t)
+    }
+}
+
+fn angle_to_u16(a: f32) -> u16 {
+    ((a / TAU * 65536.0).round() as u32 % 65536) as u16
+}
+
+fn angle_from_u16(v: u16) -> f32 {
+    // Clamp guards the f32 rounding of 65535/65536·2π up to exactly 2π.
+    (v as f32 / 65536.0 * TAU).min(TAU - 1e-6)
+}
+
+/// Bounds-checked big/little-endian reads that turn a short buffer into
+/// [`FingerError::Truncated`] instead of a panic.
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    format: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8], format: &'static str) -> Self {
+        Reader { data, format }
+    }
+    pub(crate) fn bytes(&self, offset: usize, n: usize) -> Result<&'a [u8]> {
+        offset
+            .checked_add(n)
+            .and_then(|end| self.data.get(offset..end))
+            .ok_or(FingerError::Truncated {
+                format: self.format,
+                offset,
+                needed: n,
+                len: self.data.len(),
+            })
+    }
+    pub(crate) fn u8(&self, offset: usize) -> Result<u8> {
+        Ok(self.bytes(offset, 1)?[0])
+    }
+    pub(crate) fn u16_le(&self, offset: usize) -> Result<u16> {
+        let b = self.bytes(offset, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn u16_be(&self, offset: usize) -> Result<u16> {
+        let b = self.bytes(offset, 2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn u32_be(&self, offset: usize) -> Result<u32> {
+        let b = self.bytes(offset, 4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> FingerTemplate {
+        FingerTemplate {
+            width: 300,
+            height: 400,
+            dpi: 500,
+            minutiae: vec![
+                Minutia { x: 10, y: 20, angle: 1.0, kind: MinutiaKind::Ending, quality: 80 },
+                Minutia { x: 299, y: 399, angle: 6.2, kind: MinutiaKind::Bifurcation, quality: 0 },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sample();
+        let back = FingerTemplate::from_bytes(&t.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.minutiae.len(), 2);
+        for (a, b) in t.minutiae.iter().zip(&back.minutiae) {
+            assert_eq!((a.x, a.y, a.kind, a.quality), (b.x, b.y, b.kind, b.quality));
+            assert!((a.angle - b.angle).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn rejects_corruption() {
+        let bytes = sample().to_bytes().unwrap();
+        let mut flipped = bytes.clone();
+        flipped[16] ^= 0xff;
+        assert!(matches!(FingerTemplate::from_bytes(&flipped), Err(FingerError::Checksum { .. })));
+        assert!(matches!(FingerTemplate::from_bytes(&bytes[..10]), Err(FingerError::Truncated { .. })));
+        assert!(matches!(FingerTemplate::from_bytes(b"NOPE0000000000"), Err(FingerError::BadMagic { .. })));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(FingerTemplate::from_bytes(&longer), Err(FingerError::LengthMismatch { .. })));
+    }
+}
