@@ -21,6 +21,13 @@ use sinhtrac_store::{NewSubject, Store, DEFAULT_BATCH_GROUP};
 const CHILD_ENV: &str = "SINHTRAC_STORE_CRASH_CHILD";
 const ROUND_ENV: &str = "SINHTRAC_STORE_CRASH_ROUND";
 const TENANT: &str = "crash";
+/// Delete victims are `start / 2 + 3`: never a replace victim (`start / 2`,
+/// a multiple of 8), always already enrolled.
+const DELETE_OFFSET: usize = 3;
+
+fn may_be_deleted(i: usize) -> bool {
+    i % 8 == DELETE_OFFSET
+}
 
 /// Templates per subject vary so transactions differ in size.
 fn templates_for(i: usize) -> usize {
@@ -68,12 +75,27 @@ fn crash_child_process() {
         let mut o = out.lock();
         writeln!(o, "REPLACED R{round}-{victim:06}").expect("stdout");
         o.flush().expect("flush");
+        drop(o);
+        // Delete one subject per batch and compact now and then, so kills
+        // also land in deletes, tombstone purges and VACUUM.
+        let victim = start / 2 + DELETE_OFFSET;
+        store
+            .delete(TENANT, &format!("R{round}-{victim:06}"))
+            .expect("delete");
+        let mut o = out.lock();
+        writeln!(o, "DELETED R{round}-{victim:06}").expect("stdout");
+        o.flush().expect("flush");
+        drop(o);
+        if (start / batch) % 4 == 3 {
+            store.compact().expect("compact");
+        }
     }
 }
 
 struct Acks {
     enrolled: BTreeSet<String>,
     replaced: BTreeSet<String>,
+    deleted: BTreeSet<String>,
 }
 
 /// Runs one child, kills it after `kill_after` acks, returns every ack it printed.
@@ -102,6 +124,7 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: usize) -> Acks {
     let mut acks = Acks {
         enrolled: BTreeSet::new(),
         replaced: BTreeSet::new(),
+        deleted: BTreeSet::new(),
     };
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let record = |line: &str, acks: &mut Acks| {
@@ -109,6 +132,8 @@ fn run_child(path: &std::path::Path, round: u32, kill_after: usize) -> Acks {
             acks.enrolled.insert(id.to_owned());
         } else if let Some(id) = line.strip_prefix("REPLACED ") {
             acks.replaced.insert(id.to_owned());
+        } else if let Some(id) = line.strip_prefix("DELETED ") {
+            acks.deleted.insert(id.to_owned());
         }
     };
     while acks.enrolled.len() < kill_after {
@@ -137,6 +162,7 @@ fn kill_9_loses_no_acknowledged_write() {
     let path = dir.path().join("crash.db");
     let mut all_enrolled = BTreeSet::new();
     let mut all_replaced = BTreeSet::new();
+    let mut all_deleted = BTreeSet::new();
     // Different kill points: the first write, inside the first groups, later.
     for (round, kill_after) in [1usize, 5, 37, 120, 301].into_iter().enumerate() {
         let round = round as u32;
@@ -144,15 +170,29 @@ fn kill_9_loses_no_acknowledged_write() {
         assert!(acks.enrolled.len() >= kill_after);
         all_enrolled.extend(acks.enrolled);
         all_replaced.extend(acks.replaced);
+        all_deleted.extend(acks.deleted);
 
         let store = Store::open(&path).expect("reopen after kill -9");
         store.integrity_check().expect("integrity after kill -9");
         let present: BTreeSet<String> = list_all(&store, TENANT, 500).into_iter().collect();
         for id in &all_enrolled {
-            assert!(
-                present.contains(id),
-                "acknowledged {id} lost (round {round})"
-            );
+            if all_deleted.contains(id) {
+                assert!(!present.contains(id), "acknowledged delete of {id} lost");
+                continue;
+            }
+            let i: usize = id
+                .rsplit('-')
+                .next()
+                .and_then(|i| i.parse().ok())
+                .expect("id shape");
+            // A delete victim may be gone through a delete that committed
+            // but was killed before its acknowledgement was printed.
+            if !may_be_deleted(i) {
+                assert!(
+                    present.contains(id),
+                    "acknowledged {id} lost (round {round})"
+                );
+            }
         }
         // Every subject on disk, acknowledged or not, is whole: exactly its
         // v1 templates, or exactly its v2 templates after a replace.
@@ -181,7 +221,14 @@ fn kill_9_loses_no_acknowledged_write() {
                 "acknowledged replace of {id} lost"
             );
         }
+        // The counters behind stats agree with what is listed
+        // (integrity_check above compared them with the rows).
+        assert_eq!(
+            store.stats(TENANT).unwrap().subjects as usize,
+            present.len()
+        );
         store.close().unwrap();
     }
     assert!(all_enrolled.len() >= 1 + 5 + 37 + 120 + 301);
+    assert!(!all_deleted.is_empty() && !all_replaced.is_empty());
 }

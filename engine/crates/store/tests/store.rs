@@ -594,3 +594,9 @@ fn owners_resolve_live_keys_of_the_tenant_only() {
         Err(Error::InvalidFilter { .. })
     ));
 }
+
+#[test]
+fn store_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
