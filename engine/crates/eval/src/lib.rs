@@ -70,7 +70,7 @@ pub mod scores;
 
 pub use bootstrap::{
     bootstrap_eer, bootstrap_fnmr_at_fmr, wilson_interval, BootstrapConfig, ConfidenceInterval,
-    SplitMix64,
+    SplitMix64, SubjectBootstrap,
 };
 pub use calibration::{Calibration, CalibrationPoint, Modality, CALIBRATION_VERSION};
 pub use error::{EvalError, Result};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::{bootstrap_eer, bootstrap_fnmr_at_fmr, BootstrapConfig, ConfidenceInterval};
+use crate::bootstrap::{BootstrapConfig, ConfidenceInterval, SubjectBootstrap};
 use crate::error::{EvalError, Result};
 use crate::kfold::KFoldAccuracy;
 use crate::liveness::{BpcerAtApcer, PadAtThreshold, PadScores};
@@ -144,7 +144,10 @@ impl VerificationReport {
     pub fn compute(scores: &ScoreSet, opts: &ReportOptions) -> Result<Self> {
         let rates = scores.rates()?.with_support_rule(opts.support_rule);
         let labelled = scores.genuine_subjects.is_some() && scores.impostor_subjects.is_some();
-        let boot = opts.bootstrap.filter(|_| labelled);
+        let boot = match opts.bootstrap.filter(|_| labelled) {
+            Some(cfg) => Some((SubjectBootstrap::new(scores)?, cfg)),
+            None => None,
+        };
         let n_imp = rates.n_impostor() as u64;
         let mut ops = Vec::new();
         for &t in &opts.fmr_targets {
@@ -152,7 +155,7 @@ impl VerificationReport {
             let (result, ci) = match rates.fnmr_at_fmr(t) {
                 Ok(r) => {
                     let ci = match &boot {
-                        Some(b) => Some(bootstrap_fnmr_at_fmr(scores, t, opts.support_rule, b)?),
+                        Some((b, cfg)) => Some(b.fnmr_at_fmr(t, opts.support_rule, cfg)?),
                         None => None,
                     };
                     (Some(r), ci)
@@ -169,7 +172,7 @@ impl VerificationReport {
             });
         }
         let eer_ci = match &boot {
-            Some(b) => Some(bootstrap_eer(scores, b)?),
+            Some((b, cfg)) => Some(b.eer(cfg)?),
             None => None,
         };
         let n_subjects = if labelled {

@@ -322,6 +322,10 @@ pub struct FnmrAtFmr {
 
 pub(crate) trait Weights {
     fn w(&self, i: usize) -> u64;
+    /// Sum of the weights of items `0..n`.
+    fn total(&self, n: usize) -> u64 {
+        (0..n).map(|i| self.w(i)).sum()
+    }
 }
 
 /// Every comparison counts once.
@@ -332,12 +336,18 @@ impl Weights for Unit {
     fn w(&self, _: usize) -> u64 {
         1
     }
+    fn total(&self, n: usize) -> u64 {
+        n as u64
+    }
 }
 
-/// Comparison `i` counts `counts[subject[i]]` times.
+/// Comparison `i` counts `counts[subject[i]]` times. `per_subject[s]`, if
+/// given, is the number of comparisons of subject `s` (for an O(subjects)
+/// total over the whole list).
 pub(crate) struct BySubject<'a> {
     pub subject: &'a [u32],
     pub counts: &'a [u32],
+    pub per_subject: Option<&'a [u64]>,
 }
 
 impl Weights for BySubject<'_> {
@@ -345,10 +355,20 @@ impl Weights for BySubject<'_> {
     fn w(&self, i: usize) -> u64 {
         u64::from(self.counts[self.subject[i] as usize])
     }
+    fn total(&self, n: usize) -> u64 {
+        match self.per_subject {
+            Some(ps) if n == self.subject.len() => ps
+                .iter()
+                .zip(self.counts)
+                .map(|(&m, &c)| m * u64::from(c))
+                .sum(),
+            _ => (0..n).map(|i| self.w(i)).sum(),
+        }
+    }
 }
 
 pub(crate) fn total<W: Weights>(n: usize, w: &W) -> u64 {
-    (0..n).map(|i| w.w(i)).sum()
+    w.total(n)
 }
 
 /// Calls `f` with every operating point in ascending threshold order: one per
@@ -400,53 +420,117 @@ pub(crate) fn sweep<G: Weights, I: Weights>(
     f(p, (g_total, g_total, 0, i_total));
 }
 
+/// The same operating points as [`sweep`], in *descending* threshold order
+/// (reject-all point first). Work is proportional to the scores above the
+/// point where `f` stops, which for the EER is a small share of the
+/// impostors. Totals must be non-zero.
+pub(crate) fn sweep_desc<G: Weights, I: Weights>(
+    gen_asc: &[f64],
+    gw: &G,
+    imp_asc: &[f64],
+    iw: &I,
+    mut f: impl FnMut(RatePoint, (u64, u64, u64, u64)) -> bool,
+) {
+    let g_total = total(gen_asc.len(), gw);
+    let i_total = total(imp_asc.len(), iw);
+    let max = match (gen_asc.last(), imp_asc.last()) {
+        (Some(&a), Some(&b)) => a.max(b),
+        (Some(&a), None) => a,
+        (None, Some(&b)) => b,
+        (None, None) => return,
+    };
+    let p = RatePoint {
+        threshold: next_up(max),
+        fmr: 0.0,
+        fnmr: 1.0,
+    };
+    if !f(p, (g_total, g_total, 0, i_total)) {
+        return;
+    }
+    let (mut gi, mut ii) = (gen_asc.len(), imp_asc.len());
+    let (mut g_ge, mut i_ge) = (0u64, 0u64);
+    loop {
+        let t = match (
+            gi.checked_sub(1).map(|k| gen_asc[k]),
+            ii.checked_sub(1).map(|k| imp_asc[k]),
+        ) {
+            (Some(a), Some(b)) => a.max(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => return,
+        };
+        while gi > 0 && gen_asc[gi - 1] == t {
+            g_ge += gw.w(gi - 1);
+            gi -= 1;
+        }
+        while ii > 0 && imp_asc[ii - 1] == t {
+            i_ge += iw.w(ii - 1);
+            ii -= 1;
+        }
+        let p = RatePoint {
+            threshold: t,
+            fmr: i_ge as f64 / i_total as f64,
+            fnmr: (g_total - g_ge) as f64 / g_total as f64,
+        };
+        if !f(p, (g_total - g_ge, g_total, i_ge, i_total)) {
+            return;
+        }
+    }
+}
+
 /// EER by the interpolation documented on [`Eer`]. Totals must be non-zero.
+///
+/// Walks the operating points from the top (descending threshold): `above`
+/// is the last point seen with FMR ≤ FNMR before the first with FMR > FNMR
+/// (`below`); FMR − FNMR is monotone in the threshold, so this is the same
+/// pair an ascending walk finds.
 pub(crate) fn eer_core<G: Weights, I: Weights>(
     gen_asc: &[f64],
     gw: &G,
     imp_asc: &[f64],
     iw: &I,
 ) -> Eer {
-    let mut prev: Option<(RatePoint, f64)> = None;
+    let mut above: Option<(RatePoint, bool)> = None; // (point, FMR == FNMR exactly)
     let mut out: Option<Eer> = None;
-    sweep(gen_asc, gw, imp_asc, iw, |p, (gr, gt, ia, it)| {
+    sweep_desc(gen_asc, gw, imp_asc, iw, |p, (gr, gt, ia, it)| {
         // sign of FMR − FNMR, exactly: ia/it − gr/gt.
         let lhs = u128::from(ia) * u128::from(gt);
         let rhs = u128::from(gr) * u128::from(it);
-        let d = p.fmr - p.fnmr;
-        if lhs > rhs {
-            prev = Some((p, d));
+        if lhs <= rhs {
+            above = Some((p, lhs == rhs));
             return true;
         }
-        let e = match prev {
-            // The first point (threshold = min score) has FMR = 1, FNMR = 0,
-            // so `prev` exists unless FMR = FNMR there (cannot happen with
-            // non-zero totals); fall back to the point itself.
+        let b = p;
+        let db = b.fmr - b.fnmr;
+        let e = match above {
+            // The reject-all point (FMR 0, FNMR 1) comes first, so `above`
+            // is always set here; fall back to the point itself.
             None => Eer {
-                eer: p.fmr,
-                threshold: p.threshold,
-                below: p,
-                above: p,
+                eer: b.fmr,
+                threshold: b.threshold,
+                below: b,
+                above: b,
             },
-            Some((b, db)) => {
-                let d_above = if lhs == rhs { 0.0 } else { d };
+            Some((a_pt, exact)) => {
+                let d_above = if exact { 0.0 } else { a_pt.fmr - a_pt.fnmr };
                 let a = if db - d_above > 0.0 {
                     db / (db - d_above)
                 } else {
                     1.0
                 };
                 Eer {
-                    eer: b.fmr + a * (p.fmr - b.fmr),
-                    threshold: b.threshold + a * (p.threshold - b.threshold),
+                    eer: b.fmr + a * (a_pt.fmr - b.fmr),
+                    threshold: b.threshold + a * (a_pt.threshold - b.threshold),
                     below: b,
-                    above: p,
+                    above: a_pt,
                 }
             }
         };
         out = Some(e);
         false
     });
-    // The reject-all point always has FMR ≤ FNMR, so `out` is set.
+    // The lowest point (threshold = min score) has FMR = 1 > FNMR = 0, so
+    // `out` is set whenever both totals are non-zero.
     out.unwrap_or(Eer {
         eer: 0.5,
         threshold: f64::NAN,
@@ -773,6 +857,43 @@ mod tests {
         assert!((e.threshold - (0.7 + 0.1 / 3.0)).abs() < 1e-12, "{e:?}");
         assert_eq!(e.below.threshold, 0.7);
         assert_eq!(e.above.threshold, 0.8);
+    }
+
+    #[test]
+    fn descending_sweep_matches_curve() {
+        let mut r = crate::SplitMix64::new(4);
+        let g: Vec<f64> = (0..300)
+            .map(|_| (1.0 + r.next_normal() * 10.0).round() / 10.0)
+            .collect();
+        let i: Vec<f64> = (0..900)
+            .map(|_| (r.next_normal() * 10.0).round() / 10.0)
+            .collect();
+        let rates = rates(&g, &i);
+        let mut desc = Vec::new();
+        sweep_desc(
+            &rates.genuine,
+            &Unit,
+            rates.impostor.sorted(),
+            &Unit,
+            |p, _| {
+                desc.push(p);
+                true
+            },
+        );
+        desc.reverse();
+        let asc = rates.curve();
+        assert_eq!(asc.len(), desc.len());
+        for (a, d) in asc.iter().zip(&desc) {
+            assert_eq!(a.threshold, d.threshold);
+            assert!((a.fmr - d.fmr).abs() < 1e-12 && (a.fnmr - d.fnmr).abs() < 1e-12);
+        }
+        // The EER's bracketing points are adjacent on the curve, with FMR−FNMR
+        // changing sign between them.
+        let e = rates.eer();
+        let k = asc.iter().position(|p| *p == e.above).unwrap();
+        assert!(k > 0 && asc[k - 1] == e.below);
+        assert!(e.below.fmr > e.below.fnmr && e.above.fmr <= e.above.fnmr);
+        assert!(e.eer >= e.above.fmr.min(e.below.fmr) && e.eer <= e.above.fnmr.max(e.below.fnmr));
     }
 
     #[test]
