@@ -68,8 +68,8 @@ mod store;
 pub use error::{Error, Result};
 pub use model::{
     validate_subject_id, validate_tenant, Generation, Modality, NewSubject, NewTemplate, Page,
-    SubjectRecord, SubjectSummary, TemplateKey, TemplateRecord, TenantStats, WriteReceipt,
-    MAX_FINGER_POSITION, MAX_METADATA_BYTES, MAX_MODEL_ID_LEN, MAX_SUBJECT_ID_LEN,
+    SubjectKey, SubjectRecord, SubjectSummary, TemplateKey, TemplateRecord, TenantKey, TenantStats,
+    WriteReceipt, MAX_FINGER_POSITION, MAX_METADATA_BYTES, MAX_MODEL_ID_LEN, MAX_SUBJECT_ID_LEN,
     MAX_TEMPLATE_BYTES, MAX_TENANT_LEN,
 };
 pub use schema::{APPLICATION_ID, CURRENT_VERSION, MIGRATIONS};

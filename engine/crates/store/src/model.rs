@@ -23,6 +23,17 @@ pub const MAX_FINGER_POSITION: u8 = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TemplateKey(pub i64);
 
+/// Stable numeric key of a subject row (the same for all its templates);
+/// never reused. Lets an index tell templates of one subject apart from
+/// others without carrying subject id strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubjectKey(pub i64);
+
+/// Stable numeric key of a tenant, assigned at its first write and never
+/// reused: small (1, 2, 3…), so an index can pack it into a row tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TenantKey(pub i64);
+
 /// Value of the store's monotonic change counter. Every committed write
 /// transaction takes a new, higher value; values may skip (not dense).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

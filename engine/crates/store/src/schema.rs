@@ -48,8 +48,9 @@ pub const MIGRATIONS: &[&str] = &[
     // `migrate`) and uniqueness becomes a partial index over live rows, which
     // lets a deleted subject id be enrolled again.
     r#"
+    -- AUTOINCREMENT: subject keys are also handed out (scan), never reused.
     CREATE TABLE subjects_new (
-        id          INTEGER PRIMARY KEY,
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
         tenant      TEXT    NOT NULL,
         subject_id  TEXT    NOT NULL,
         metadata    TEXT,
@@ -72,29 +73,32 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('generation', 1), ('purge_horizon', 0);
     "#,
-    // v3: per-tenant counters, kept in step by every write transaction, so
-    // that stats is O(1) instead of a scan over the whole gallery (2 s at
-    // 1M templates). `Store::integrity_check` recounts and compares.
+    // v3: a row per tenant with a stable numeric key (for index tags) and
+    // counters kept in step by every write transaction, so that stats is
+    // O(1) instead of a pass over the gallery (2 s at 1M templates).
+    // `Store::integrity_check` recounts and compares.
     r#"
-    CREATE TABLE tenant_counts (
-        tenant               TEXT    PRIMARY KEY,
+    CREATE TABLE tenants (
+        id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+        name                 TEXT    NOT NULL UNIQUE,
         subjects             INTEGER NOT NULL,
         face_templates       INTEGER NOT NULL,
         finger_templates     INTEGER NOT NULL,
         tombstoned_subjects  INTEGER NOT NULL,
         tombstoned_templates INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    INSERT INTO tenant_counts
+    );
+    INSERT INTO tenants (name, subjects, face_templates, finger_templates,
+                         tombstoned_subjects, tombstoned_templates)
         SELECT tenant, count(*) FILTER (WHERE deleted_at IS NULL), 0, 0,
                count(*) FILTER (WHERE deleted_at IS NOT NULL), 0
-        FROM subjects GROUP BY tenant;
-    UPDATE tenant_counts SET
+        FROM subjects GROUP BY tenant ORDER BY tenant;
+    UPDATE tenants SET
         face_templates = (SELECT count(*) FROM templates t JOIN subjects s ON s.id = t.subject_key
-            WHERE s.tenant = tenant_counts.tenant AND t.deleted_at IS NULL AND t.modality = 1),
+            WHERE s.tenant = tenants.name AND t.deleted_at IS NULL AND t.modality = 1),
         finger_templates = (SELECT count(*) FROM templates t JOIN subjects s ON s.id = t.subject_key
-            WHERE s.tenant = tenant_counts.tenant AND t.deleted_at IS NULL AND t.modality = 2),
+            WHERE s.tenant = tenants.name AND t.deleted_at IS NULL AND t.modality = 2),
         tombstoned_templates = (SELECT count(*) FROM templates t JOIN subjects s ON s.id = t.subject_key
-            WHERE s.tenant = tenant_counts.tenant AND t.deleted_at IS NOT NULL);
+            WHERE s.tenant = tenants.name AND t.deleted_at IS NOT NULL);
     "#,
 ];
 

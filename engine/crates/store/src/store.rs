@@ -1,5 +1,6 @@
 //! The [`Store`]: connections, transactions and every gallery operation.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -10,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use crate::error::{Error, Result};
 use crate::model::{
     decode_metadata, validate_subject, validate_subject_id, validate_tenant, Generation, Modality,
-    NewSubject, NewTemplate, Page, SubjectRecord, SubjectSummary, TemplateKey, TemplateRecord,
-    TenantStats, WriteReceipt,
+    NewSubject, NewTemplate, Page, SubjectKey, SubjectRecord, SubjectSummary, TemplateKey,
+    TemplateRecord, TenantKey, TenantStats, WriteReceipt,
 };
 use crate::schema;
 
@@ -60,8 +61,12 @@ pub struct TemplateRef<'a> {
     pub key: TemplateKey,
     /// Tenant of the owning subject.
     pub tenant: &'a str,
+    /// Numeric key of that tenant.
+    pub tenant_key: TenantKey,
     /// Owning subject's external id.
     pub subject_id: &'a str,
+    /// Numeric key of the owning subject.
+    pub subject_key: SubjectKey,
     /// ISO 19794-2 finger position for fingers.
     pub finger_position: Option<u8>,
     /// Extractor quality.
@@ -526,6 +531,16 @@ impl Store {
         })
     }
 
+    /// Every tenant that has ever written, with its stable numeric key, in
+    /// key order.
+    pub fn tenants(&self) -> Result<Vec<(TenantKey, String)>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT id, name FROM tenants ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((TenantKey(r.get(0)?), r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Maps template keys (e.g. an index's search results) to their live
     /// owners, in the order given; `None` for a key that is unknown, deleted,
     /// or belongs to another tenant. This is also the final check that a
@@ -564,8 +579,10 @@ impl Store {
         self.with_reader(|conn| {
             let tx = conn.transaction()?;
             let generation = read_generation(&tx)?;
+            let tenants = tenant_keys(&tx)?;
             let mut stmt = tx.prepare_cached(
-                "SELECT t.id, s.tenant, s.subject_id, t.finger_position, t.quality, t.gen, t.data
+                "SELECT t.id, s.tenant, s.subject_id, t.finger_position, t.quality, t.gen, t.data,
+                        t.subject_key
                  FROM templates t JOIN subjects s ON s.id = t.subject_key
                  WHERE t.deleted_at IS NULL AND t.modality = ?1 AND t.model_id = ?2
                    AND (?3 IS NULL OR s.tenant = ?3)
@@ -583,7 +600,7 @@ impl Store {
             };
             while let Some(r) = rows.next()? {
                 summary.rows += 1;
-                if f(template_ref(r)?).is_break() {
+                if f(template_ref(r, &tenants)?).is_break() {
                     summary.stopped = true;
                     break;
                 }
@@ -615,6 +632,7 @@ impl Store {
             let tx = conn.transaction()?;
             let generation = read_generation(&tx)?;
             let horizon = read_meta(&tx, "purge_horizon")?;
+            let tenants = tenant_keys(&tx)?;
             if since < horizon {
                 return Err(Error::GenerationPurged {
                     requested: since.0,
@@ -623,7 +641,7 @@ impl Store {
             }
             let mut stmt = tx.prepare_cached(
                 "SELECT t.id, s.tenant, s.subject_id, t.finger_position, t.quality, t.gen, t.data,
-                        t.deleted_at IS NOT NULL
+                        t.subject_key, t.deleted_at IS NOT NULL
                  FROM templates t JOIN subjects s ON s.id = t.subject_key
                  WHERE t.gen > ?4 AND t.modality = ?1 AND t.model_id = ?2
                    AND (?3 IS NULL OR s.tenant = ?3)
@@ -642,13 +660,13 @@ impl Store {
             };
             while let Some(r) = rows.next()? {
                 summary.rows += 1;
-                let change = if r.get::<_, bool>(7)? {
+                let change = if r.get::<_, bool>(8)? {
                     Change::Removed {
                         key: TemplateKey(r.get(0)?),
                         generation: Generation(u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0)),
                     }
                 } else {
-                    Change::Added(template_ref(r)?)
+                    Change::Added(template_ref(r, &tenants)?)
                 };
                 if f(change).is_break() {
                     summary.stopped = true;
@@ -677,7 +695,7 @@ impl Store {
             let t = tx.execute("DELETE FROM templates WHERE deleted_at IS NOT NULL", [])?;
             let s = tx.execute("DELETE FROM subjects WHERE deleted_at IS NOT NULL", [])?;
             tx.execute(
-                "UPDATE tenant_counts SET tombstoned_subjects = 0, tombstoned_templates = 0",
+                "UPDATE tenants SET tombstoned_subjects = 0, tombstoned_templates = 0",
                 [],
             )?;
             tx.execute(
@@ -741,7 +759,7 @@ impl Store {
                 problems.push(format!("{orphans} live templates of deleted subjects"));
             }
             let tenants: Vec<String> = conn
-                .prepare("SELECT tenant FROM subjects UNION SELECT tenant FROM tenant_counts")?
+                .prepare("SELECT tenant FROM subjects UNION SELECT name FROM tenants")?
                 .query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             for tenant in &tenants {
@@ -968,8 +986,10 @@ impl Counts {
 
 fn apply_counts(tx: &Connection, tenant: &str, d: &Counts) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO tenant_counts VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (tenant) DO UPDATE SET
+        "INSERT INTO tenants (name, subjects, face_templates, finger_templates,
+                              tombstoned_subjects, tombstoned_templates)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (name) DO UPDATE SET
             subjects = subjects + excluded.subjects,
             face_templates = face_templates + excluded.face_templates,
             finger_templates = finger_templates + excluded.finger_templates,
@@ -992,7 +1012,7 @@ fn stored_counts(conn: &Connection, tenant: &str) -> Result<Counts> {
         .query_row(
             "SELECT subjects, face_templates, finger_templates, tombstoned_subjects,
                     tombstoned_templates
-             FROM tenant_counts WHERE tenant = ?1",
+             FROM tenants WHERE name = ?1",
             [tenant],
             |r| {
                 Ok(Counts {
@@ -1046,11 +1066,30 @@ fn finger_position(r: &Row<'_>, idx: usize) -> Result<Option<u8>> {
     }
 }
 
-/// Columns: id, tenant, subject_id, finger_position, quality, gen, data.
-fn template_ref<'r>(r: &'r Row<'_>) -> Result<TemplateRef<'r>> {
+/// Tenant name → key, read once per scan: the table is tiny, and a map
+/// lookup per row is cheaper than one more join.
+fn tenant_keys(conn: &Connection) -> Result<HashMap<String, TenantKey>> {
+    let mut stmt = conn.prepare_cached("SELECT name, id FROM tenants")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, TenantKey(r.get(1)?))))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Columns: id, tenant, subject_id, finger_position, quality, gen, data, subject_key.
+fn template_ref<'r>(
+    r: &'r Row<'_>,
+    tenants: &HashMap<String, TenantKey>,
+) -> Result<TemplateRef<'r>> {
+    let tenant = r.get_ref(1)?.as_str()?;
+    let Some(&tenant_key) = tenants.get(tenant) else {
+        return Err(Error::Corrupt(
+            "subject of a tenant without a tenants row".to_owned(),
+        ));
+    };
     Ok(TemplateRef {
         key: TemplateKey(r.get(0)?),
-        tenant: r.get_ref(1)?.as_str()?,
+        tenant,
+        tenant_key,
+        subject_key: SubjectKey(r.get(7)?),
         subject_id: r.get_ref(2)?.as_str()?,
         finger_position: finger_position(r, 3)?,
         quality: r.get::<_, f64>(4)? as f32,

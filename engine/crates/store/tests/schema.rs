@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use rusqlite::{params, Connection};
-use sinhtrac_store::{Error, Store, APPLICATION_ID, CURRENT_VERSION, MIGRATIONS};
+use sinhtrac_store::{Error, Store, TenantKey, APPLICATION_ID, CURRENT_VERSION, MIGRATIONS};
 
 /// A store written by the v1 schema (hard deletes, no generation) opens with
 /// the current code, is migrated, and reads back exactly what v1 wrote.
@@ -78,6 +78,19 @@ fn a_v1_store_opens_and_reads_back() {
     assert_eq!(d.removed.len(), 2);
     let again = store.enroll("ins", &subject("BHXH-2024/7", 2, 1)).unwrap();
     assert!(again.added[0].0 > 4, "keys continue after the v1 rows");
+    assert_eq!(
+        store.tenants().unwrap(),
+        vec![(TenantKey(1), "ins".to_owned())]
+    );
+    let mut subject_keys = Vec::new();
+    store
+        .scan(&face_filter(Some("ins")), |t| {
+            subject_keys.push(t.subject_key.0);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    // v1 rows keep their keys; the new subject's key continues after them.
+    assert_eq!(subject_keys, vec![1, 1, 3]);
     store.integrity_check().unwrap();
     drop(store);
 
@@ -142,7 +155,7 @@ fn integrity_check_catches_counter_drift() {
     store.enroll("t", &subject("A", 1, 2)).unwrap();
     store.integrity_check().unwrap();
     let conn = Connection::open(&path).unwrap();
-    conn.execute("UPDATE tenant_counts SET face_templates = 7", [])
+    conn.execute("UPDATE tenants SET face_templates = 7", [])
         .unwrap();
     assert!(matches!(store.integrity_check(), Err(Error::Corrupt(_))));
 }

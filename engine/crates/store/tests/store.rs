@@ -600,3 +600,43 @@ fn store_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
 }
+
+#[test]
+fn scan_reports_stable_numeric_tenant_and_subject_keys() {
+    let (_dir, store) = open();
+    store.enroll("bank-b", &subject("S1", 1, 3)).unwrap(); // two faces
+    store.enroll("bank-a", &subject("S2", 1, 1)).unwrap();
+    let tenants = store.tenants().unwrap();
+    let names: Vec<&str> = tenants.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, vec!["bank-b", "bank-a"], "keys in first-write order");
+    let mut rows = Vec::new();
+    store
+        .scan(&face_filter(None), |t| {
+            rows.push((
+                t.tenant_key,
+                t.tenant.to_owned(),
+                t.subject_key,
+                t.subject_id.to_owned(),
+            ));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (tk, tn, _, _) in &rows {
+        assert!(tenants.contains(&(*tk, tn.clone())));
+    }
+    assert_eq!(rows[0].2, rows[1].2, "one subject, one key");
+    assert_ne!(rows[0].2, rows[2].2);
+    // Re-enrolling after delete gives the subject a new key.
+    store.delete("bank-a", "S2").unwrap();
+    store.compact().unwrap();
+    store.enroll("bank-a", &subject("S2", 2, 1)).unwrap();
+    let mut again = None;
+    store
+        .scan(&face_filter(Some("bank-a")), |t| {
+            again = Some(t.subject_key);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(again.unwrap() > rows[2].2, "subject keys are never reused");
+}
