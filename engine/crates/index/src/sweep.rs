@@ -45,7 +45,12 @@ pub struct SweepConfig {
 impl SweepConfig {
     /// Defaults for a threshold: 1024-row tiles, all rows, margin 0.02.
     pub fn new(threshold: f32) -> Self {
-        SweepConfig { threshold, tile_rows: 1024, filter: Filter::ALL, rerank_margin: 0.02 }
+        SweepConfig {
+            threshold,
+            tile_rows: 1024,
+            filter: Filter::ALL,
+            rerank_margin: 0.02,
+        }
     }
 }
 
@@ -109,7 +114,9 @@ pub fn sweep(
     mut progress: impl FnMut(&SweepProgress, &SweepCheckpoint) -> ControlFlow<()>,
 ) -> Result<SweepOutcome> {
     if !cfg.threshold.is_finite() || cfg.tile_rows == 0 {
-        return Err(IndexError::InvalidArgument("sweep: threshold must be finite, tile_rows > 0".into()));
+        return Err(IndexError::InvalidArgument(
+            "sweep: threshold must be finite, tile_rows > 0".into(),
+        ));
     }
     let n = index.rows();
     let tiles = n.div_ceil(cfg.tile_rows);
@@ -117,18 +124,35 @@ pub fn sweep(
     let mut ck = match resume {
         Some(ck) => {
             if ck.fingerprint != fingerprint {
-                return Err(IndexError::CheckpointMismatch("gallery changed since the checkpoint".into()));
+                return Err(IndexError::CheckpointMismatch(
+                    "gallery changed since the checkpoint".into(),
+                ));
             }
             if ck.config != *cfg || ck.tiles != tiles {
-                return Err(IndexError::CheckpointMismatch("different sweep configuration".into()));
+                return Err(IndexError::CheckpointMismatch(
+                    "different sweep configuration".into(),
+                ));
             }
             ck
         }
-        None => SweepCheckpoint { fingerprint, config: *cfg, next_tile: 0, tiles, pairs: Vec::new() },
+        None => SweepCheckpoint {
+            fingerprint,
+            config: *cfg,
+            next_tile: 0,
+            tiles,
+            pairs: Vec::new(),
+        },
     };
-    let params = SearchParams { rerank_margin: cfg.rerank_margin, ..Default::default() };
+    let params = SearchParams {
+        rerank_margin: cfg.rerank_margin,
+        ..Default::default()
+    };
     let rerank = index.needs_rerank(&params);
-    let scan_th = if rerank { cfg.threshold - cfg.rerank_margin.max(0.0) } else { cfg.threshold };
+    let scan_th = if rerank {
+        cfg.threshold - cfg.rerank_margin.max(0.0)
+    } else {
+        cfg.threshold
+    };
     let dim = index.dim();
     let col_tile = index.tile_rows();
     let total_work = (n as f64) * (n as f64 + 1.0) / 2.0;
@@ -173,12 +197,18 @@ pub fn sweep(
             if !index.passes(gi, cfg.filter) || !index.passes(gj, cfg.filter) {
                 continue;
             }
-            let (a, b) = (index.id_of_row(gi).unwrap_or_default(), index.id_of_row(gj).unwrap_or_default());
+            let (a, b) = (
+                index.id_of_row(gi).unwrap_or_default(),
+                index.id_of_row(gj).unwrap_or_default(),
+            );
             if subject_of(a) == subject_of(b) {
                 continue;
             }
             let score = if rerank {
-                let mut c = vec![Scored { score: s, row: gj as u32 }];
+                let mut c = vec![Scored {
+                    score: s,
+                    row: gj as u32,
+                }];
                 index.rerank(&p, gi - i0, &mut c);
                 c[0].score
             } else {
@@ -191,13 +221,28 @@ pub fn sweep(
         ck.next_tile += 1;
         let done_rows = i1 as f64;
         let work = (done_rows * n as f64 - done_rows * (done_rows - 1.0) / 2.0) / total_work;
-        let pr = SweepProgress { tiles_done: ck.next_tile, tiles, work_fraction: work.min(1.0), pairs_found: ck.pairs.len() };
-        tracing::debug!(tiles_done = pr.tiles_done, tiles, pairs = pr.pairs_found, "sweep progress");
+        let pr = SweepProgress {
+            tiles_done: ck.next_tile,
+            tiles,
+            work_fraction: work.min(1.0),
+            pairs_found: ck.pairs.len(),
+        };
+        tracing::debug!(
+            tiles_done = pr.tiles_done,
+            tiles,
+            pairs = pr.pairs_found,
+            "sweep progress"
+        );
         if ck.next_tile < tiles && progress(&pr, &ck).is_break() {
             return Ok(SweepOutcome::Stopped(ck));
         }
     }
     let mut pairs = ck.pairs;
-    pairs.sort_by(|x, y| y.score.total_cmp(&x.score).then(x.a.cmp(&y.a)).then(x.b.cmp(&y.b)));
+    pairs.sort_by(|x, y| {
+        y.score
+            .total_cmp(&x.score)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
     Ok(SweepOutcome::Finished(pairs))
 }

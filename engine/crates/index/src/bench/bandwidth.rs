@@ -24,7 +24,11 @@ pub fn read_bandwidth(bytes: usize, threads: usize, reps: usize) -> Result<f64> 
     let mut sink = 0.0f32;
     for _ in 0..reps.max(1) {
         let t = Instant::now();
-        sink += pool.install(|| buf.par_chunks(chunk).map(|c| (k.dot_f32)(c, c)).sum::<f32>());
+        sink += pool.install(|| {
+            buf.par_chunks(chunk)
+                .map(|c| (k.dot_f32)(c, c))
+                .sum::<f32>()
+        });
         best = best.min(t.elapsed().as_secs_f64());
     }
     std::hint::black_box(sink);

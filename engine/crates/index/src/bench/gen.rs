@@ -39,13 +39,15 @@ fn chunk_rng(seed: u64, chunk: usize) -> StdRng {
 /// `n` random unit vectors (`n × dim`, row-major), isotropic.
 pub fn random_unit(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut v = vec![0.0f32; n * dim];
-    v.par_chunks_mut(CHUNK * dim).enumerate().for_each(|(c, block)| {
-        let mut rng = chunk_rng(seed, c);
-        for row in block.chunks_mut(dim) {
-            gaussian(&mut rng, row);
-            normalize(row);
-        }
-    });
+    v.par_chunks_mut(CHUNK * dim)
+        .enumerate()
+        .for_each(|(c, block)| {
+            let mut rng = chunk_rng(seed, c);
+            for row in block.chunks_mut(dim) {
+                gaussian(&mut rng, row);
+                normalize(row);
+            }
+        });
     v
 }
 
@@ -72,25 +74,50 @@ fn sample_near(centre: &[f32], a: f32, rng: &mut StdRng, out: &mut [f32]) {
     out.iter_mut().zip(centre).for_each(|(x, c)| *x -= proj * c);
     normalize(out);
     let b = (1.0 - a * a).max(0.0).sqrt();
-    out.iter_mut().zip(centre).for_each(|(x, c)| *x = a * c + b * *x);
+    out.iter_mut()
+        .zip(centre)
+        .for_each(|(x, c)| *x = a * c + b * *x);
     normalize(out);
 }
 
 /// Generates `identities × samples_per_identity` samples.
-pub fn clustered(identities: usize, samples_per_identity: usize, dim: usize, centre_cosine: f32, seed: u64) -> Clustered {
+pub fn clustered(
+    identities: usize,
+    samples_per_identity: usize,
+    dim: usize,
+    centre_cosine: f32,
+    seed: u64,
+) -> Clustered {
     let centres = random_unit(identities, dim, seed);
     let spi = samples_per_identity;
     let mut vectors = vec![0.0f32; identities * spi * dim];
     let per_chunk = CHUNK.div_ceil(spi.max(1));
-    vectors.par_chunks_mut(per_chunk * spi * dim).enumerate().for_each(|(c, block)| {
-        let mut rng = chunk_rng(seed ^ 0x5a5a, c);
-        for (k, row) in block.chunks_mut(dim).enumerate() {
-            let id = c * per_chunk + k / spi;
-            sample_near(&centres[id * dim..(id + 1) * dim], centre_cosine, &mut rng, row);
-        }
-    });
-    let identity = (0..identities as u32).flat_map(|i| std::iter::repeat_n(i, spi)).collect();
-    Clustered { dim, centre_cosine, centres, vectors, identity, seed }
+    vectors
+        .par_chunks_mut(per_chunk * spi * dim)
+        .enumerate()
+        .for_each(|(c, block)| {
+            let mut rng = chunk_rng(seed ^ 0x5a5a, c);
+            for (k, row) in block.chunks_mut(dim).enumerate() {
+                let id = c * per_chunk + k / spi;
+                sample_near(
+                    &centres[id * dim..(id + 1) * dim],
+                    centre_cosine,
+                    &mut rng,
+                    row,
+                );
+            }
+        });
+    let identity = (0..identities as u32)
+        .flat_map(|i| std::iter::repeat_n(i, spi))
+        .collect();
+    Clustered {
+        dim,
+        centre_cosine,
+        centres,
+        vectors,
+        identity,
+        seed,
+    }
 }
 
 impl Clustered {
@@ -113,7 +140,12 @@ impl Clustered {
         let mut who = Vec::with_capacity(nq);
         for row in q.chunks_mut(dim) {
             let id = rng.random_range(0..ids.max(1));
-            sample_near(&self.centres[id * dim..(id + 1) * dim], self.centre_cosine, &mut rng, row);
+            sample_near(
+                &self.centres[id * dim..(id + 1) * dim],
+                self.centre_cosine,
+                &mut rng,
+                row,
+            );
             who.push(id as u32);
         }
         (q, who)

@@ -68,7 +68,9 @@ impl Default for BenchSpec {
         BenchSpec {
             n: 1_000_000,
             dim: 128,
-            data: DataKind::Clustered { samples_per_identity: 4 },
+            data: DataKind::Clustered {
+                samples_per_identity: 4,
+            },
             vectors: None,
             queries: 256,
             batch1_queries: 100,
@@ -201,7 +203,8 @@ pub struct BenchContext<'a> {
 }
 
 /// Extra methods: given the context, returns `(name, build seconds, searcher)`.
-pub type ExtraMethods<'a> = &'a dyn Fn(&BenchContext<'_>) -> Result<Vec<(String, f64, Box<dyn Searcher + 'a>)>>;
+pub type ExtraMethods<'a> =
+    &'a dyn Fn(&BenchContext<'_>) -> Result<Vec<(String, f64, Box<dyn Searcher + 'a>)>>;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -216,11 +219,19 @@ pub fn load_data(spec: &BenchSpec) -> Result<(Vec<f32>, Vec<f32>, usize)> {
         let (v, dim) = match path.extension().and_then(|e| e.to_str()) {
             Some("fvecs") => io::read_fvecs(path)?,
             Some("npy") => io::read_npy(path)?,
-            _ => return Err(IndexError::Format { path: path.clone(), msg: "expected .fvecs or .npy".into() }),
+            _ => {
+                return Err(IndexError::Format {
+                    path: path.clone(),
+                    msg: "expected .fvecs or .npy".into(),
+                })
+            }
         };
         let n = v.len() / dim;
         if n <= spec.queries {
-            return Err(IndexError::InvalidArgument(format!("{n} vectors, need more than {} queries", spec.queries)));
+            return Err(IndexError::InvalidArgument(format!(
+                "{n} vectors, need more than {} queries",
+                spec.queries
+            )));
         }
         let split = (n - spec.queries) * dim;
         return Ok((v[..split].to_vec(), v[split..].to_vec(), dim));
@@ -231,7 +242,9 @@ pub fn load_data(spec: &BenchSpec) -> Result<(Vec<f32>, Vec<f32>, usize)> {
             gen::random_unit(spec.queries, spec.dim, spec.seed ^ 0xabcd),
             spec.dim,
         ),
-        DataKind::Clustered { samples_per_identity } => {
+        DataKind::Clustered {
+            samples_per_identity,
+        } => {
             let spi = samples_per_identity.max(1);
             let c = gen::clustered(spec.n.div_ceil(spi), spi, spec.dim, 0.8, spec.seed);
             let (q, _) = c.queries(spec.queries, spec.seed);
@@ -257,7 +270,11 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
     spec.n = n;
     spec.dim = dim;
     let bw1 = bandwidth::read_bandwidth(spec.bandwidth_bytes, 1, 3)?;
-    let bwt = if spec.threads > 1 { bandwidth::read_bandwidth(spec.bandwidth_bytes, spec.threads, 3)? } else { bw1 };
+    let bwt = if spec.threads > 1 {
+        bandwidth::read_bandwidth(spec.bandwidth_bytes, spec.threads, 3)?
+    } else {
+        bw1
+    };
 
     let build = |codec: Codec, keep: bool, simd: Option<SimdLevel>| -> Result<(FlatIndex, f64)> {
         let t = Instant::now();
@@ -281,11 +298,17 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
             if got.first().map(|h| h.id) == want.first().map(|h| h.id) {
                 r1 += 1.0;
             }
-            let hit = got.iter().filter(|h| want.iter().any(|w| w.id == h.id)).count();
+            let hit = got
+                .iter()
+                .filter(|h| want.iter().any(|w| w.id == h.id))
+                .count();
             r10 += hit as f64 / want.len().max(1) as f64;
             for h in got {
                 let row = h.id as usize;
-                let e = crate::simd::scalar::dot_f32(&qn[q * dim..(q + 1) * dim], &normalized[row * dim..(row + 1) * dim]);
+                let e = crate::simd::scalar::dot_f32(
+                    &qn[q * dim..(q + 1) * dim],
+                    &normalized[row * dim..(row + 1) * dim],
+                );
                 err = err.max((h.score - e).abs() as f64);
             }
         }
@@ -325,27 +348,88 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    let plain = SearchParams { rerank_factor: 1, ..Default::default() };
-    rows.push(measure("flat-f32", exact_build, &FlatSearcher { index: &exact, params: plain })?);
+    let plain = SearchParams {
+        rerank_factor: 1,
+        ..Default::default()
+    };
+    rows.push(measure(
+        "flat-f32",
+        exact_build,
+        &FlatSearcher {
+            index: &exact,
+            params: plain,
+        },
+    )?);
     {
         let (ix, b) = build(Codec::F32, false, Some(SimdLevel::Scalar))?;
-        rows.push(measure("flat-f32-scalar", b, &FlatSearcher { index: &ix, params: plain })?);
+        rows.push(measure(
+            "flat-f32-scalar",
+            b,
+            &FlatSearcher {
+                index: &ix,
+                params: plain,
+            },
+        )?);
     }
     {
         let (ix, b) = build(Codec::F16, false, None)?;
-        rows.push(measure("flat-f16", b, &FlatSearcher { index: &ix, params: plain })?);
+        rows.push(measure(
+            "flat-f16",
+            b,
+            &FlatSearcher {
+                index: &ix,
+                params: plain,
+            },
+        )?);
     }
     {
-        let (ix, b) = build(Codec::Sq8 { per_dimension: false }, true, None)?;
-        rows.push(measure("flat-sq8", b, &FlatSearcher { index: &ix, params: plain })?);
-        rows.push(measure("flat-sq8+rerank4", b, &FlatSearcher { index: &ix, params: SearchParams::default() })?);
+        let (ix, b) = build(
+            Codec::Sq8 {
+                per_dimension: false,
+            },
+            true,
+            None,
+        )?;
+        rows.push(measure(
+            "flat-sq8",
+            b,
+            &FlatSearcher {
+                index: &ix,
+                params: plain,
+            },
+        )?);
+        rows.push(measure(
+            "flat-sq8+rerank4",
+            b,
+            &FlatSearcher {
+                index: &ix,
+                params: SearchParams::default(),
+            },
+        )?);
     }
     {
-        let (ix, b) = build(Codec::Sq8 { per_dimension: true }, false, None)?;
-        rows.push(measure("flat-sq8-dim", b, &FlatSearcher { index: &ix, params: plain })?);
+        let (ix, b) = build(
+            Codec::Sq8 {
+                per_dimension: true,
+            },
+            false,
+            None,
+        )?;
+        rows.push(measure(
+            "flat-sq8-dim",
+            b,
+            &FlatSearcher {
+                index: &ix,
+                params: plain,
+            },
+        )?);
     }
     if let Some(extra) = extra {
-        let ctx = BenchContext { vectors: &normalized, dim, exact: &exact };
+        let ctx = BenchContext {
+            vectors: &normalized,
+            dim,
+            exact: &exact,
+        };
         for (name, b, s) in extra(&ctx)? {
             rows.push(measure(&name, b, s.as_ref())?);
         }
@@ -358,6 +442,16 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
             r.speedup_vs_faiss_flat_batch = Some(r.batch_qps / f.batch_qps);
         }
     }
-    notes.push(format!("flat-sq8 rows keep an f32 copy for re-ranking; memory includes it; build includes it"));
-    Ok(BenchTable { spec, simd: exact.simd_level(), bandwidth_1t: bw1, bandwidth_threads: bwt, rows, notes })
+    notes.push(
+        "flat-sq8 keeps an f32 copy for re-ranking: its memory and build time include it"
+            .to_string(),
+    );
+    Ok(BenchTable {
+        spec,
+        simd: exact.simd_level(),
+        bandwidth_1t: bw1,
+        bandwidth_threads: bwt,
+        rows,
+        notes,
+    })
 }

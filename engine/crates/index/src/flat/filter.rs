@@ -3,7 +3,9 @@
 /// A row's tag: tenant in the low 16 bits, modality in bits 16..24, the top 8
 /// bits free for the caller. One `u32` per row keeps the filter check to a load,
 /// an AND and a compare, done only for rows that already beat the heap.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Tag(pub u32);
 
 impl Tag {
@@ -38,17 +40,26 @@ impl Filter {
 
     /// Rows of one tenant.
     pub fn tenant(t: u16) -> Filter {
-        Filter { mask: 0xffff, value: t as u32 }
+        Filter {
+            mask: 0xffff,
+            value: t as u32,
+        }
     }
 
     /// Rows of one modality.
     pub fn modality(m: u8) -> Filter {
-        Filter { mask: 0xff << 16, value: (m as u32) << 16 }
+        Filter {
+            mask: 0xff << 16,
+            value: (m as u32) << 16,
+        }
     }
 
     /// Both conditions (on disjoint bits).
     pub fn and(self, other: Filter) -> Filter {
-        Filter { mask: self.mask | other.mask, value: self.value | other.value }
+        Filter {
+            mask: self.mask | other.mask,
+            value: self.value | other.value,
+        }
     }
 
     /// Whether a tag passes.

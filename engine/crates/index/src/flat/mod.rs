@@ -67,7 +67,13 @@ pub struct FlatConfig {
 impl FlatConfig {
     /// Defaults: no exact copy, explicit normalisation, detected SIMD level.
     pub fn new(dim: usize, codec: Codec) -> Self {
-        FlatConfig { dim, codec, keep_f32: false, normalization: Normalization::Normalize, simd: None }
+        FlatConfig {
+            dim,
+            codec,
+            keep_f32: false,
+            normalization: Normalization::Normalize,
+            simd: None,
+        }
     }
 
     /// Same, keeping an exact f32 copy for re-ranking.
@@ -81,7 +87,11 @@ impl FlatConfig {
 pub(crate) enum Codes {
     F32(AlignedBuf<f32>),
     F16(AlignedBuf<u16>),
-    Sq8 { codes: AlignedBuf<i8>, scales: Vec<f32>, params: Option<Sq8Params> },
+    Sq8 {
+        codes: AlignedBuf<i8>,
+        scales: Vec<f32>,
+        params: Option<Sq8Params>,
+    },
 }
 
 /// Exact (or int8/f16 with optional exact re-rank) inner-product index.
@@ -102,7 +112,10 @@ impl FlatIndex {
     /// An empty index.
     pub fn new(cfg: FlatConfig) -> Result<Self> {
         if cfg.dim == 0 || cfg.dim > (1 << 16) {
-            return Err(IndexError::InvalidArgument(format!("dim {} not in 1..=65536", cfg.dim)));
+            return Err(IndexError::InvalidArgument(format!(
+                "dim {} not in 1..=65536",
+                cfg.dim
+            )));
         }
         let level = cfg.simd.unwrap_or_else(SimdLevel::detect);
         let kernels = kernels_for(level).ok_or_else(|| {
@@ -178,7 +191,9 @@ impl FlatIndex {
     /// Whether a row is a tombstone.
     #[inline]
     pub fn is_deleted(&self, row: usize) -> bool {
-        self.deleted.get(row / 64).is_some_and(|w| w >> (row % 64) & 1 == 1)
+        self.deleted
+            .get(row / 64)
+            .is_some_and(|w| w >> (row % 64) & 1 == 1)
     }
 
     #[inline]
@@ -201,7 +216,12 @@ impl FlatIndex {
         let exact = self.exact.as_ref().map_or(0, |b| b.allocated_bytes());
         // A std HashMap<u64,u32> entry costs ~16 bytes plus one control byte, at ≤ 7/8 load.
         let map = self.id_to_row.capacity() * 17;
-        codes + exact + self.ids.capacity() * 8 + self.tags.capacity() * 4 + self.deleted.capacity() * 8 + map
+        codes
+            + exact
+            + self.ids.capacity() * 8
+            + self.tags.capacity() * 4
+            + self.deleted.capacity() * 8
+            + map
     }
 
     /// Learns the per-dimension int8 scale from a sample (only for
@@ -210,7 +230,10 @@ impl FlatIndex {
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
         let dim = self.cfg.dim;
         if sample.is_empty() || sample.len() % dim != 0 {
-            return Err(IndexError::DimensionMismatch { expected: dim, received: sample.len() % dim });
+            return Err(IndexError::DimensionMismatch {
+                expected: dim,
+                received: sample.len() % dim,
+            });
         }
         let normalized = self.validated(sample)?;
         if let Codes::Sq8 { params, .. } = &mut self.codes {
@@ -224,7 +247,10 @@ impl FlatIndex {
     /// Adds one vector.
     pub fn add(&mut self, id: u64, vector: &[f32], tag: Tag) -> Result<()> {
         if vector.len() != self.cfg.dim {
-            return Err(IndexError::DimensionMismatch { expected: self.cfg.dim, received: vector.len() });
+            return Err(IndexError::DimensionMismatch {
+                expected: self.cfg.dim,
+                received: vector.len(),
+            });
         }
         self.extend(&[id], vector, Some(&[tag]))
     }
@@ -235,11 +261,19 @@ impl FlatIndex {
     pub fn extend(&mut self, ids: &[u64], vectors: &[f32], tags: Option<&[Tag]>) -> Result<()> {
         let dim = self.cfg.dim;
         if vectors.len() != ids.len() * dim {
-            return Err(IndexError::BatchLength { ids: ids.len(), values: vectors.len(), dim });
+            return Err(IndexError::BatchLength {
+                ids: ids.len(),
+                values: vectors.len(),
+                dim,
+            });
         }
         if let Some(t) = tags {
             if t.len() != ids.len() {
-                return Err(IndexError::InvalidArgument(format!("{} tags for {} ids", t.len(), ids.len())));
+                return Err(IndexError::InvalidArgument(format!(
+                    "{} tags for {} ids",
+                    t.len(),
+                    ids.len()
+                )));
             }
         }
         if self.ids.len() + ids.len() > u32::MAX as usize {
@@ -268,8 +302,13 @@ impl FlatIndex {
                     .zip(normalized.par_chunks(dim))
                     .for_each(|(o, v)| quant::f16::encode(v, o));
             }
-            Codes::Sq8 { codes, scales, params } => {
-                let p = params.get_or_insert_with(|| Sq8Params::train_per_dimension(&normalized, dim));
+            Codes::Sq8 {
+                codes,
+                scales,
+                params,
+            } => {
+                let p =
+                    params.get_or_insert_with(|| Sq8Params::train_per_dimension(&normalized, dim));
                 codes.resize_zeroed(total * dim);
                 scales.resize(total, 0.0);
                 codes.as_mut_slice()[start * dim..]
@@ -300,34 +339,44 @@ impl FlatIndex {
         let dim = self.cfg.dim;
         let policy = self.cfg.normalization;
         let mut out = vectors.to_vec();
-        out.par_chunks_mut(dim).enumerate().try_for_each(|(index, v)| {
-            if let Some(position) = v.iter().position(|x| !x.is_finite()) {
-                return Err(IndexError::NonFinite { index, position });
-            }
-            // Accumulate in f64: the check must not depend on summation order.
-            let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32;
-            match policy {
-                Normalization::Normalize => {
-                    if !(norm > 1e-30) {
-                        return Err(IndexError::ZeroVector { index });
-                    }
-                    let inv = 1.0 / norm;
-                    v.iter_mut().for_each(|x| *x *= inv);
+        out.par_chunks_mut(dim)
+            .enumerate()
+            .try_for_each(|(index, v)| {
+                if let Some(position) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(IndexError::NonFinite { index, position });
                 }
-                Normalization::Require { tolerance } => {
-                    if (norm - 1.0).abs() > tolerance {
-                        return Err(IndexError::NotNormalized { index, norm, tolerance });
+                // Accumulate in f64: the check must not depend on summation order.
+                let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32;
+                match policy {
+                    Normalization::Normalize => {
+                        // Also catches a NaN norm (overflowing squares).
+                        if norm.is_nan() || norm <= 1e-30 {
+                            return Err(IndexError::ZeroVector { index });
+                        }
+                        let inv = 1.0 / norm;
+                        v.iter_mut().for_each(|x| *x *= inv);
+                    }
+                    Normalization::Require { tolerance } => {
+                        if (norm - 1.0).abs() > tolerance {
+                            return Err(IndexError::NotNormalized {
+                                index,
+                                norm,
+                                tolerance,
+                            });
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
         Ok(out)
     }
 
     /// Tombstones the row of `id`; it disappears from every search and sweep.
     pub fn remove(&mut self, id: u64) -> Result<()> {
-        let row = self.id_to_row.remove(&id).ok_or(IndexError::UnknownId(id))? as usize;
+        let row = self
+            .id_to_row
+            .remove(&id)
+            .ok_or(IndexError::UnknownId(id))? as usize;
         self.deleted[row / 64] |= 1 << (row % 64);
         self.n_deleted += 1;
         Ok(())
@@ -348,7 +397,11 @@ impl FlatIndex {
         }
         let keep: Vec<usize> = (0..self.rows()).filter(|&r| !self.is_deleted(r)).collect();
         let dim = self.cfg.dim;
-        fn gather<T: crate::simd::Element>(b: &AlignedBuf<T>, keep: &[usize], dim: usize) -> AlignedBuf<T> {
+        fn gather<T: crate::simd::Element>(
+            b: &AlignedBuf<T>,
+            keep: &[usize],
+            dim: usize,
+        ) -> AlignedBuf<T> {
             let mut out = AlignedBuf::new();
             out.reserve(keep.len() * dim);
             for &r in keep {
@@ -359,7 +412,11 @@ impl FlatIndex {
         self.codes = match &self.codes {
             Codes::F32(b) => Codes::F32(gather(b, &keep, dim)),
             Codes::F16(b) => Codes::F16(gather(b, &keep, dim)),
-            Codes::Sq8 { codes, scales, params } => Codes::Sq8 {
+            Codes::Sq8 {
+                codes,
+                scales,
+                params,
+            } => Codes::Sq8 {
                 codes: gather(codes, &keep, dim),
                 scales: keep.iter().map(|&r| scales[r]).collect(),
                 params: params.clone(),
@@ -371,7 +428,12 @@ impl FlatIndex {
         self.tags = keep.iter().map(|&r| self.tags[r]).collect();
         self.deleted = vec![0; self.ids.len().div_ceil(64)];
         self.n_deleted = 0;
-        self.id_to_row = self.ids.iter().enumerate().map(|(r, &id)| (id, r as u32)).collect();
+        self.id_to_row = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(r, &id)| (id, r as u32))
+            .collect();
         Ok(dropped)
     }
 
@@ -394,10 +456,18 @@ impl FlatIndex {
         match &self.codes {
             Codes::F32(b) => out.copy_from_slice(&b.as_slice()[span]),
             Codes::F16(b) => quant::f16::decode(&b.as_slice()[span], out),
-            Codes::Sq8 { codes, scales, params } => {
+            Codes::Sq8 {
+                codes,
+                scales,
+                params,
+            } => {
                 let p = params.clone().unwrap_or_else(Sq8Params::per_vector);
                 for (i, r) in rows.enumerate() {
-                    p.decode(&codes.as_slice()[r * dim..(r + 1) * dim], scales[r], &mut out[i * dim..(i + 1) * dim]);
+                    p.decode(
+                        &codes.as_slice()[r * dim..(r + 1) * dim],
+                        scales[r],
+                        &mut out[i * dim..(i + 1) * dim],
+                    );
                 }
             }
         }
@@ -421,9 +491,13 @@ impl FlatIndex {
         h.words(self.ids.iter().copied());
         h.words(self.deleted.iter().copied());
         match (&self.exact, &self.codes) {
-            (Some(ex), _) | (None, Codes::F32(ex)) => h.words(ex.as_slice().iter().map(|x| x.to_bits() as u64)),
+            (Some(ex), _) | (None, Codes::F32(ex)) => {
+                h.words(ex.as_slice().iter().map(|x| x.to_bits() as u64))
+            }
             (None, Codes::F16(b)) => h.words(b.as_slice().iter().map(|&x| x as u64)),
-            (None, Codes::Sq8 { codes, .. }) => h.words(codes.as_slice().iter().map(|&x| x as u8 as u64)),
+            (None, Codes::Sq8 { codes, .. }) => {
+                h.words(codes.as_slice().iter().map(|&x| x as u8 as u64))
+            }
         }
         h.finish()
     }
@@ -437,7 +511,9 @@ impl Fp {
     }
     fn words(&mut self, it: impl Iterator<Item = u64>) {
         for w in it {
-            self.0 = (self.0 ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(29);
+            self.0 = (self.0 ^ w)
+                .wrapping_mul(0xff51_afd7_ed55_8ccd)
+                .rotate_left(29);
         }
     }
     fn finish(&self) -> u64 {

@@ -33,14 +33,21 @@ pub struct SearchParams {
 
 impl Default for SearchParams {
     fn default() -> Self {
-        SearchParams { filter: Filter::ALL, rerank_factor: 4, rerank_margin: 0.02 }
+        SearchParams {
+            filter: Filter::ALL,
+            rerank_factor: 4,
+            rerank_margin: 0.02,
+        }
     }
 }
 
 impl SearchParams {
     /// Default parameters with a filter.
     pub fn with_filter(filter: Filter) -> Self {
-        SearchParams { filter, ..Default::default() }
+        SearchParams {
+            filter,
+            ..Default::default()
+        }
     }
 }
 
@@ -71,7 +78,10 @@ impl FlatIndex {
     pub(crate) fn prepare(&self, queries: &[f32]) -> Result<Prepared> {
         let dim = self.dim();
         if queries.is_empty() || queries.len() % dim != 0 {
-            return Err(IndexError::DimensionMismatch { expected: dim, received: queries.len() % dim });
+            return Err(IndexError::DimensionMismatch {
+                expected: dim,
+                received: queries.len() % dim,
+            });
         }
         Ok(self.prepare_normalized(self.validated(queries)?))
     }
@@ -97,7 +107,14 @@ impl FlatIndex {
     }
 
     /// Scores queries `qs` of `p` against `rows`, into `out[(q - qs.start) * nr + r]`.
-    pub(crate) fn score_tile(&self, p: &Prepared, qs: Range<usize>, rows: Range<usize>, out: &mut [f32], scratch: &mut Vec<i32>) {
+    pub(crate) fn score_tile(
+        &self,
+        p: &Prepared,
+        qs: Range<usize>,
+        rows: Range<usize>,
+        out: &mut [f32],
+        scratch: &mut Vec<i32>,
+    ) {
         let dim = self.dim();
         let k = self.kernels();
         let nr = rows.len();
@@ -109,12 +126,17 @@ impl FlatIndex {
             Codes::F16(b) => (k.tile_f16)(&p.f32[qspan], &b.as_slice()[rspan], dim, out),
             Codes::Sq8 { codes, scales, .. } => {
                 // prepare() always fills i8 for int8 codes.
-                let Some((q16, qscale)) = &p.i8 else { unreachable!("int8 index without int8 queries") };
+                let Some((q16, qscale)) = &p.i8 else {
+                    unreachable!("int8 index without int8 queries")
+                };
                 scratch.resize(nq * nr, 0);
                 (k.tile_i8)(&q16[qspan], &codes.as_slice()[rspan], dim, scratch);
                 let rs = &scales[rows];
                 for (qi, qsc) in qscale[qs].iter().enumerate() {
-                    let (o, s) = (&mut out[qi * nr..(qi + 1) * nr], &scratch[qi * nr..(qi + 1) * nr]);
+                    let (o, s) = (
+                        &mut out[qi * nr..(qi + 1) * nr],
+                        &scratch[qi * nr..(qi + 1) * nr],
+                    );
                     for ((o, &s), &r) in o.iter_mut().zip(s).zip(rs) {
                         *o = s as f32 * qsc * r;
                     }
@@ -126,7 +148,10 @@ impl FlatIndex {
     fn shard_rows(&self) -> usize {
         let tile = self.tile_rows();
         // Several shards per thread so rayon can balance a shared, noisy box.
-        let per = self.rows().div_ceil(rayon::current_num_threads() * 4).max(tile * 4);
+        let per = self
+            .rows()
+            .div_ceil(rayon::current_num_threads() * 4)
+            .max(tile * 4);
         per.div_ceil(tile) * tile
     }
 
@@ -184,7 +209,10 @@ impl FlatIndex {
                     if s > th {
                         let row = row0 + j;
                         if self.passes(row, filter) {
-                            h.push(Scored { score: s, row: row as u32 });
+                            h.push(Scored {
+                                score: s,
+                                row: row as u32,
+                            });
                             th = h.threshold();
                         }
                     }
@@ -200,7 +228,7 @@ impl FlatIndex {
         heaps.into_iter().map(TopK::into_sorted).collect()
     }
 
-    pub(crate) fn rerank(&self, p: &Prepared, q: usize, cands: &mut Vec<Scored>) {
+    pub(crate) fn rerank(&self, p: &Prepared, q: usize, cands: &mut [Scored]) {
         let dim = self.dim();
         let qv = &p.f32[q * dim..(q + 1) * dim];
         for c in cands.iter_mut() {
@@ -216,23 +244,43 @@ impl FlatIndex {
     }
 
     fn to_hits(&self, v: Vec<Scored>) -> Vec<Hit> {
-        v.into_iter().map(|s| Hit { id: self.ids[s.row as usize], score: s.score }).collect()
+        v.into_iter()
+            .map(|s| Hit {
+                id: self.ids[s.row as usize],
+                score: s.score,
+            })
+            .collect()
     }
 
     /// The `k` best live rows for one query, best first.
     pub fn search(&self, query: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Hit>> {
         if query.len() != self.dim() {
-            return Err(IndexError::DimensionMismatch { expected: self.dim(), received: query.len() });
+            return Err(IndexError::DimensionMismatch {
+                expected: self.dim(),
+                received: query.len(),
+            });
         }
-        Ok(self.search_batch(query, k, params)?.pop().unwrap_or_default())
+        Ok(self
+            .search_batch(query, k, params)?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// The `k` best live rows for each of `queries.len() / dim` queries. The
     /// whole batch shares each pass over the codes.
-    pub fn search_batch(&self, queries: &[f32], k: usize, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
         let p = self.prepare(queries)?;
         let rerank = self.needs_rerank(params);
-        let kc = if rerank { k.saturating_mul(params.rerank_factor) } else { k };
+        let kc = if rerank {
+            k.saturating_mul(params.rerank_factor)
+        } else {
+            k
+        };
         let per_query = self.topk_rows(&p, kc, params.filter);
         Ok(per_query
             .into_iter()
@@ -248,13 +296,24 @@ impl FlatIndex {
     }
 
     /// Every live row scoring ≥ `threshold` for each query, best first.
-    pub fn search_threshold(&self, queries: &[f32], threshold: f32, params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+    pub fn search_threshold(
+        &self,
+        queries: &[f32],
+        threshold: f32,
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
         if !threshold.is_finite() {
-            return Err(IndexError::InvalidArgument(format!("threshold {threshold}")));
+            return Err(IndexError::InvalidArgument(format!(
+                "threshold {threshold}"
+            )));
         }
         let p = self.prepare(queries)?;
         let rerank = self.needs_rerank(params);
-        let scan_th = if rerank { threshold - params.rerank_margin.max(0.0) } else { threshold };
+        let scan_th = if rerank {
+            threshold - params.rerank_margin.max(0.0)
+        } else {
+            threshold
+        };
         let nq = p.nq;
         let filter = params.filter;
         let found = self.scan(
@@ -263,7 +322,10 @@ impl FlatIndex {
             |acc: &mut Vec<Vec<Scored>>, q, row0, scores| {
                 for (j, &s) in scores.iter().enumerate() {
                     if s >= scan_th && self.passes(row0 + j, filter) {
-                        acc[q].push(Scored { score: s, row: (row0 + j) as u32 });
+                        acc[q].push(Scored {
+                            score: s,
+                            row: (row0 + j) as u32,
+                        });
                     }
                 }
             },

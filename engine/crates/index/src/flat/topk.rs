@@ -43,7 +43,10 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1 << 16) + 1),
+        }
     }
 
     /// Score a candidate must beat to enter (−∞ while not full).
@@ -95,6 +98,9 @@ mod tests {
             t.push(Scored { score, row });
         }
         let v = t.into_sorted();
-        assert_eq!(v, vec![Scored { score: 0.9, row: 1 }, Scored { score: 0.5, row: 2 }]);
+        assert_eq!(
+            v,
+            vec![Scored { score: 0.9, row: 1 }, Scored { score: 0.5, row: 2 }]
+        );
     }
 }

@@ -46,8 +46,12 @@ impl Codec {
         match self {
             Codec::F32 => "f32",
             Codec::F16 => "f16",
-            Codec::Sq8 { per_dimension: false } => "sq8",
-            Codec::Sq8 { per_dimension: true } => "sq8-dim",
+            Codec::Sq8 {
+                per_dimension: false,
+            } => "sq8",
+            Codec::Sq8 {
+                per_dimension: true,
+            } => "sq8-dim",
         }
     }
 }

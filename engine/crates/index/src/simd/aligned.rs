@@ -45,14 +45,20 @@ impl<T: Element> Default for AlignedBuf<T> {
 
 impl<T: Element> std::fmt::Debug for AlignedBuf<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedBuf").field("len", &self.len).finish()
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
 impl<T: Element> AlignedBuf<T> {
     /// An empty buffer.
     pub fn new() -> Self {
-        AlignedBuf { lines: Vec::new(), len: 0, _t: PhantomData }
+        AlignedBuf {
+            lines: Vec::new(),
+            len: 0,
+            _t: PhantomData,
+        }
     }
 
     fn lines_for(n: usize) -> usize {

@@ -17,7 +17,10 @@ pub fn is_available() -> bool {
 }
 
 fn check() {
-    assert!(is_available(), "AVX2/FMA/F16C kernels called on a CPU without them");
+    assert!(
+        is_available(),
+        "AVX2/FMA/F16C kernels called on a CPU without them"
+    );
 }
 
 /// Inner product of two f32 vectors of equal length.
@@ -50,7 +53,16 @@ pub fn tile_f32(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     check();
     // SAFETY: features checked; tile_shape asserted queries = nq*dim, rows = nr*dim
     // and out >= nq*nr, which are exactly the extents the body touches.
-    unsafe { tile_f32_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+    unsafe {
+        tile_f32_impl(
+            queries.as_ptr(),
+            nq,
+            rows.as_ptr(),
+            nr,
+            dim,
+            out.as_mut_ptr(),
+        )
+    }
 }
 
 /// Score tile, f32 × f16.
@@ -58,7 +70,16 @@ pub fn tile_f16(queries: &[f32], rows: &[u16], dim: usize, out: &mut [f32]) {
     let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
     check();
     // SAFETY: as in tile_f32: extents asserted by tile_shape, features checked.
-    unsafe { tile_f16_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+    unsafe {
+        tile_f16_impl(
+            queries.as_ptr(),
+            nq,
+            rows.as_ptr(),
+            nr,
+            dim,
+            out.as_mut_ptr(),
+        )
+    }
 }
 
 /// Score tile, int8 (widened to i16) × int8, integer results.
@@ -66,7 +87,16 @@ pub fn tile_i8(queries: &[i16], rows: &[i8], dim: usize, out: &mut [i32]) {
     let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
     check();
     // SAFETY: as in tile_f32: extents asserted by tile_shape, features checked.
-    unsafe { tile_i8_impl(queries.as_ptr(), nq, rows.as_ptr(), nr, dim, out.as_mut_ptr()) }
+    unsafe {
+        tile_i8_impl(
+            queries.as_ptr(),
+            nq,
+            rows.as_ptr(),
+            nr,
+            dim,
+            out.as_mut_ptr(),
+        )
+    }
 }
 
 // ---------------------------------------------------------------- helpers
@@ -88,7 +118,10 @@ fn hsum4_ps(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
     let ab = _mm256_hadd_ps(a, b);
     let cd = _mm256_hadd_ps(c, d);
     let abcd = _mm256_hadd_ps(ab, cd);
-    _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps::<1>(abcd))
+    _mm_add_ps(
+        _mm256_castps256_ps128(abcd),
+        _mm256_extractf128_ps::<1>(abcd),
+    )
 }
 
 #[inline]
@@ -97,7 +130,10 @@ fn hsum4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
     let ab = _mm256_hadd_epi32(a, b);
     let cd = _mm256_hadd_epi32(c, d);
     let abcd = _mm256_hadd_epi32(ab, cd);
-    _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256::<1>(abcd))
+    _mm_add_epi32(
+        _mm256_castsi256_si128(abcd),
+        _mm256_extracti128_si256::<1>(abcd),
+    )
 }
 
 #[inline]
@@ -194,11 +230,23 @@ macro_rules! drive_tile {
         while r + 4 <= nr {
             let mut q = 0;
             while q + 2 <= nq {
-                $micro2(qp.add(q * dim), rp.add(r * dim), dim, out.add(q * nr + r), nr);
+                $micro2(
+                    qp.add(q * dim),
+                    rp.add(r * dim),
+                    dim,
+                    out.add(q * nr + r),
+                    nr,
+                );
                 q += 2;
             }
             if q < nq {
-                $micro1(qp.add(q * dim), rp.add(r * dim), dim, out.add(q * nr + r), nr);
+                $micro1(
+                    qp.add(q * dim),
+                    rp.add(r * dim),
+                    dim,
+                    out.add(q * nr + r),
+                    nr,
+                );
             }
             r += 4;
         }
@@ -212,12 +260,35 @@ macro_rules! drive_tile {
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_f32_impl(qp: *const f32, nq: usize, rp: *const f32, nr: usize, dim: usize, out: *mut f32) {
-    drive_tile!(qp, nq, rp, nr, dim, out, micro_f32::<2>, micro_f32::<1>, dot_f32_impl)
+unsafe fn tile_f32_impl(
+    qp: *const f32,
+    nq: usize,
+    rp: *const f32,
+    nr: usize,
+    dim: usize,
+    out: *mut f32,
+) {
+    drive_tile!(
+        qp,
+        nq,
+        rp,
+        nr,
+        dim,
+        out,
+        micro_f32::<2>,
+        micro_f32::<1>,
+        dot_f32_impl
+    )
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_f32<const NQ: usize>(q: *const f32, r: *const f32, dim: usize, out: *mut f32, nr: usize) {
+unsafe fn micro_f32<const NQ: usize>(
+    q: *const f32,
+    r: *const f32,
+    dim: usize,
+    out: *mut f32,
+    nr: usize,
+) {
     let mut acc = [[_mm256_setzero_ps(); 4]; NQ];
     let mut i = 0;
     while i + 8 <= dim {
@@ -237,7 +308,10 @@ unsafe fn micro_f32<const NQ: usize>(q: *const f32, r: *const f32, dim: usize, o
     }
     for (qi, acc_q) in acc.iter().enumerate() {
         let mut s = [0.0f32; 4];
-        _mm_storeu_ps(s.as_mut_ptr(), hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]));
+        _mm_storeu_ps(
+            s.as_mut_ptr(),
+            hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]),
+        );
         for k in i..dim {
             let qk = *q.add(qi * dim + k);
             for (j, sj) in s.iter_mut().enumerate() {
@@ -251,12 +325,35 @@ unsafe fn micro_f32<const NQ: usize>(q: *const f32, r: *const f32, dim: usize, o
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_f16_impl(qp: *const f32, nq: usize, rp: *const u16, nr: usize, dim: usize, out: *mut f32) {
-    drive_tile!(qp, nq, rp, nr, dim, out, micro_f16::<2>, micro_f16::<1>, dot_f16_impl)
+unsafe fn tile_f16_impl(
+    qp: *const f32,
+    nq: usize,
+    rp: *const u16,
+    nr: usize,
+    dim: usize,
+    out: *mut f32,
+) {
+    drive_tile!(
+        qp,
+        nq,
+        rp,
+        nr,
+        dim,
+        out,
+        micro_f16::<2>,
+        micro_f16::<1>,
+        dot_f16_impl
+    )
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn micro_f16<const NQ: usize>(q: *const f32, r: *const u16, dim: usize, out: *mut f32, nr: usize) {
+unsafe fn micro_f16<const NQ: usize>(
+    q: *const f32,
+    r: *const u16,
+    dim: usize,
+    out: *mut f32,
+    nr: usize,
+) {
     let mut acc = [[_mm256_setzero_ps(); 4]; NQ];
     let mut i = 0;
     while i + 8 <= dim {
@@ -277,7 +374,10 @@ unsafe fn micro_f16<const NQ: usize>(q: *const f32, r: *const u16, dim: usize, o
     }
     for (qi, acc_q) in acc.iter().enumerate() {
         let mut s = [0.0f32; 4];
-        _mm_storeu_ps(s.as_mut_ptr(), hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]));
+        _mm_storeu_ps(
+            s.as_mut_ptr(),
+            hsum4_ps(acc_q[0], acc_q[1], acc_q[2], acc_q[3]),
+        );
         for k in i..dim {
             let qk = *q.add(qi * dim + k);
             for (j, sj) in s.iter_mut().enumerate() {
@@ -309,12 +409,35 @@ unsafe fn dot_i16_i8_impl(q: *const i16, c: *const i8, n: usize) -> i32 {
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_i8_impl(qp: *const i16, nq: usize, rp: *const i8, nr: usize, dim: usize, out: *mut i32) {
-    drive_tile!(qp, nq, rp, nr, dim, out, micro_i8::<2>, micro_i8::<1>, dot_i16_i8_impl)
+unsafe fn tile_i8_impl(
+    qp: *const i16,
+    nq: usize,
+    rp: *const i8,
+    nr: usize,
+    dim: usize,
+    out: *mut i32,
+) {
+    drive_tile!(
+        qp,
+        nq,
+        rp,
+        nr,
+        dim,
+        out,
+        micro_i8::<2>,
+        micro_i8::<1>,
+        dot_i16_i8_impl
+    )
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_i8<const NQ: usize>(q: *const i16, r: *const i8, dim: usize, out: *mut i32, nr: usize) {
+unsafe fn micro_i8<const NQ: usize>(
+    q: *const i16,
+    r: *const i8,
+    dim: usize,
+    out: *mut i32,
+    nr: usize,
+) {
     let mut acc = [[_mm256_setzero_si256(); 4]; NQ];
     let mut i = 0;
     while i + 16 <= dim {

@@ -155,7 +155,10 @@ pub fn kernels_for(level: SimdLevel) -> Option<&'static Kernels> {
 /// Checks the tile arguments shared by every level; returns `(nq, nr)`.
 pub(crate) fn tile_shape(q_len: usize, r_len: usize, dim: usize, out_len: usize) -> (usize, usize) {
     assert!(dim > 0, "tile kernel: dim must be > 0");
-    assert!(q_len % dim == 0 && r_len % dim == 0, "tile kernel: lengths not multiples of dim");
+    assert!(
+        q_len % dim == 0 && r_len % dim == 0,
+        "tile kernel: lengths not multiples of dim"
+    );
     let (nq, nr) = (q_len / dim, r_len / dim);
     assert!(out_len >= nq * nr, "tile kernel: output too short");
     (nq, nr)

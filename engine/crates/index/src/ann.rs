@@ -1,0 +1,455 @@
+//! ANN tier through FAISS (cargo feature `faiss`).
+//!
+//! An [`AnnIndex`] is built by a FAISS factory string (`"IVF1024,Flat"`,
+//! `"IVF1024,SQ8"`, `"IVF1024,PQ32"`, `"HNSW32"`) from the same vectors as a
+//! [`FlatIndex`]; FAISS labels are flat-index rows. A search asks FAISS for
+//! `k × rerank_factor` candidates, drops tombstoned / filtered rows and re-scores
+//! the rest exactly from the flat store. The FAISS index is a derived structure:
+//! it is saved with the [`FlatIndex::fingerprint`] of the rows it was built
+//! from and rebuilt when that file is missing, unreadable or stale.
+//!
+//! Run with `OPENBLAS_NUM_THREADS=1` (OpenBLAS threads inside OpenMP threads
+//! made FAISS 3-15× slower here) and `OMP_NUM_THREADS=1` when requests already run
+//! in parallel. libgomp reads these at load time, so they must be set in the
+//! environment of the process, not from Rust.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use faiss::index::ParameterSpace;
+use faiss::{index_factory, Index, MetricType};
+
+use crate::bench::{BenchContext, Searcher};
+use crate::error::{IndexError, Result};
+use crate::flat::topk::Scored;
+use crate::flat::{FlatIndex, Hit, SearchParams};
+
+fn fe(e: faiss::error::Error) -> IndexError {
+    IndexError::Faiss(e.to_string())
+}
+
+/// How to build and search an ANN index.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AnnConfig {
+    /// FAISS factory string.
+    pub factory: String,
+    /// IVF lists probed per query (IVF only).
+    pub nprobe: Option<usize>,
+    /// HNSW search beam (HNSW only).
+    pub ef_search: Option<usize>,
+    /// Candidates fetched per result, re-ranked exactly.
+    pub rerank_factor: usize,
+    /// Rows used to train (IVF/PQ/SQ); a strided sample.
+    pub train_rows: usize,
+}
+
+impl AnnConfig {
+    /// A config for a factory string with defaults (nprobe 32, efSearch 128, ×10 candidates).
+    pub fn new(factory: &str) -> Self {
+        AnnConfig {
+            factory: factory.into(),
+            nprobe: Some(32),
+            ef_search: Some(128),
+            rerank_factor: 10,
+            train_rows: 100_000,
+        }
+    }
+}
+
+/// Which tier to search.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Tier {
+    /// Exact flat scan.
+    Flat,
+    /// ANN candidates + exact re-rank.
+    Ann(AnnConfig),
+}
+
+/// Chooses flat vs ANN. A flat int8 scan of 1M×128 takes tens of ms per query
+/// on this class of machine, so below 1M rows (or when exactness is demanded,
+/// `recall_target ≥ 0.999`) the flat scan wins; above, IVF with √n·4 lists,
+/// more probes for higher targets, and exact re-rank.
+pub fn choose_tier(rows: usize, recall_target: f64) -> Tier {
+    if rows < 1_000_000 || recall_target >= 0.999 {
+        return Tier::Flat;
+    }
+    let nlist = ((rows as f64).sqrt() * 4.0).round().clamp(256.0, 65536.0) as usize;
+    let nprobe = if recall_target >= 0.99 {
+        nlist / 16
+    } else {
+        nlist / 64
+    }
+    .max(8);
+    Tier::Ann(AnnConfig {
+        nprobe: Some(nprobe),
+        ..AnnConfig::new(&format!("IVF{nlist},SQ8"))
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Meta {
+    version: u32,
+    fingerprint: u64,
+    rows: usize,
+    dim: usize,
+    factory: String,
+}
+
+/// A FAISS index over a flat index's rows.
+pub struct AnnIndex {
+    cfg: AnnConfig,
+    index: Mutex<faiss::IndexImpl>,
+    fingerprint: u64,
+    rows: usize,
+}
+
+impl std::fmt::Debug for AnnIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnIndex")
+            .field("cfg", &self.cfg)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+fn meta_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".meta.json");
+    PathBuf::from(p)
+}
+
+impl AnnIndex {
+    /// Builds from all rows of `flat` (tombstoned rows too: they are filtered at search).
+    pub fn build(flat: &FlatIndex, cfg: &AnnConfig) -> Result<Self> {
+        let (dim, n) = (flat.dim(), flat.rows());
+        if n == 0 {
+            return Err(IndexError::InvalidArgument(
+                "cannot build an ANN index over 0 rows".into(),
+            ));
+        }
+        let mut all = vec![0.0f32; n * dim];
+        flat.decode_rows(0..n, &mut all);
+        let mut index =
+            index_factory(dim as u32, &cfg.factory, MetricType::InnerProduct).map_err(fe)?;
+        if !index.is_trained() {
+            let stride = n.div_ceil(cfg.train_rows.max(1)).max(1);
+            let sample: Vec<f32> = all.chunks(dim).step_by(stride).flatten().copied().collect();
+            let t = Instant::now();
+            index.train(&sample).map_err(fe)?;
+            tracing::info!(factory = %cfg.factory, rows = sample.len() / dim, secs = t.elapsed().as_secs_f64(), "ANN trained");
+        }
+        index.add(&all).map_err(fe)?;
+        let ann = AnnIndex {
+            cfg: cfg.clone(),
+            index: Mutex::new(index),
+            fingerprint: flat.fingerprint(),
+            rows: n,
+        };
+        ann.apply_params()?;
+        Ok(ann)
+    }
+
+    fn apply_params(&self) -> Result<()> {
+        let ps = ParameterSpace::new().map_err(fe)?;
+        let ix = self
+            .index
+            .lock()
+            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+        let f = self.cfg.factory.to_ascii_uppercase();
+        if let (Some(np), true) = (self.cfg.nprobe, f.contains("IVF")) {
+            ps.set_index_parameter(&*ix, "nprobe", np as f64)
+                .map_err(fe)?;
+        }
+        if let (Some(ef), true) = (self.cfg.ef_search, f.contains("HNSW")) {
+            ps.set_index_parameter(&*ix, "efSearch", ef as f64)
+                .map_err(fe)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnnConfig {
+        &self.cfg
+    }
+
+    /// Whether this index was built from `flat`'s current rows.
+    pub fn is_fresh_for(&self, flat: &FlatIndex) -> bool {
+        self.rows == flat.rows() && self.fingerprint == flat.fingerprint()
+    }
+
+    /// Writes the index and a `<path>.meta.json` sidecar with its fingerprint.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let ix = self
+            .index
+            .lock()
+            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+        faiss::write_index(&*ix, path.to_string_lossy().as_ref()).map_err(fe)?;
+        let meta = Meta {
+            version: 1,
+            fingerprint: self.fingerprint,
+            rows: self.rows,
+            dim: ix.d() as usize,
+            factory: self.cfg.factory.clone(),
+        };
+        let mp = meta_path(path);
+        let json = serde_json::to_vec(&meta).map_err(|e| IndexError::Format {
+            path: mp.clone(),
+            msg: e.to_string(),
+        })?;
+        std::fs::write(&mp, json).map_err(|source| IndexError::Io { path: mp, source })
+    }
+
+    /// Loads `path` if it was built from `flat`'s rows with the same factory;
+    /// otherwise (missing, unreadable, stale) rebuilds and saves. Returns the
+    /// index and whether it was rebuilt.
+    pub fn load_or_build(flat: &FlatIndex, cfg: &AnnConfig, path: &Path) -> Result<(Self, bool)> {
+        let loaded = (|| -> Option<AnnIndex> {
+            let meta: Meta = serde_json::from_slice(&std::fs::read(meta_path(path)).ok()?).ok()?;
+            let want = Meta {
+                version: 1,
+                fingerprint: flat.fingerprint(),
+                rows: flat.rows(),
+                dim: flat.dim(),
+                factory: cfg.factory.clone(),
+            };
+            if meta != want {
+                tracing::info!(path = %path.display(), "ANN index stale, rebuilding");
+                return None;
+            }
+            let index = faiss::read_index(path.to_string_lossy().as_ref()).ok()?;
+            Some(AnnIndex {
+                cfg: cfg.clone(),
+                index: Mutex::new(index),
+                fingerprint: meta.fingerprint,
+                rows: meta.rows,
+            })
+        })();
+        if let Some(a) = loaded {
+            a.apply_params()?;
+            return Ok((a, false));
+        }
+        let a = Self::build(flat, cfg)?;
+        a.save(path)?;
+        Ok((a, true))
+    }
+
+    /// Top-k per query: FAISS candidates, filtered, re-ranked exactly from `flat`.
+    pub fn search_batch(
+        &self,
+        flat: &FlatIndex,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
+        if !self.is_fresh_for(flat) {
+            return Err(IndexError::InvalidArgument(
+                "ANN index is stale for this flat index: rebuild it".into(),
+            ));
+        }
+        let p = flat.prepare(queries)?;
+        let kc = k
+            .saturating_mul(self.cfg.rerank_factor.max(1))
+            .min(self.rows)
+            .max(1);
+        let res = {
+            let mut ix = self
+                .index
+                .lock()
+                .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+            ix.search(&p.f32, kc).map_err(fe)?
+        };
+        let mut out = Vec::with_capacity(p.nq);
+        for q in 0..p.nq {
+            let mut c: Vec<Scored> = res.labels[q * kc..(q + 1) * kc]
+                .iter()
+                .zip(&res.distances[q * kc..(q + 1) * kc])
+                .filter_map(|(l, &s)| l.get().map(|r| (r as usize, s)))
+                .filter(|&(r, _)| r < flat.rows() && flat.passes(r, params.filter))
+                .map(|(r, s)| Scored {
+                    score: s,
+                    row: r as u32,
+                })
+                .collect();
+            flat.rerank(&p, q, &mut c);
+            c.truncate(k);
+            out.push(
+                c.into_iter()
+                    .filter_map(|s| {
+                        flat.id_of_row(s.row as usize)
+                            .map(|id| Hit { id, score: s.score })
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Size of the serialised index, bytes (FAISS has no memory accounting API).
+    pub fn serialized_bytes(&self) -> Result<usize> {
+        let path = std::env::temp_dir().join(format!(
+            "sinhtrac-ann-size-{}-{:p}",
+            std::process::id(),
+            self
+        ));
+        let ix = self
+            .index
+            .lock()
+            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+        faiss::write_index(&*ix, path.to_string_lossy().as_ref()).map_err(fe)?;
+        let n = std::fs::metadata(&path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        std::fs::remove_file(&path).ok();
+        Ok(n)
+    }
+}
+
+/// A FAISS index used directly as a bench peer (labels = ids = rows).
+pub struct FaissPeer {
+    index: Mutex<faiss::IndexImpl>,
+    bytes_scanned: Option<usize>,
+    memory: usize,
+}
+
+impl Searcher for FaissPeer {
+    fn search(&self, q: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        let res = self
+            .index
+            .lock()
+            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?
+            .search(q, k)
+            .map_err(fe)?;
+        Ok(res
+            .labels
+            .chunks(k)
+            .zip(res.distances.chunks(k))
+            .map(|(l, d)| {
+                l.iter()
+                    .zip(d)
+                    .filter_map(|(l, &s)| l.get().map(|id| Hit { id, score: s }))
+                    .collect()
+            })
+            .collect())
+    }
+    fn memory_bytes(&self) -> usize {
+        self.memory
+    }
+    fn bytes_scanned(&self) -> Option<usize> {
+        self.bytes_scanned
+    }
+}
+
+/// Our ANN tier as a bench method.
+pub struct AnnSearcher<'a> {
+    /// The ANN index.
+    pub ann: AnnIndex,
+    /// The flat store it re-ranks from.
+    pub flat: &'a FlatIndex,
+}
+
+impl Searcher for AnnSearcher<'_> {
+    fn search(&self, q: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.ann
+            .search_batch(self.flat, q, k, &SearchParams::default())
+    }
+    fn memory_bytes(&self) -> usize {
+        self.ann.serialized_bytes().unwrap_or(0) + self.flat.memory_bytes()
+    }
+    fn bytes_scanned(&self) -> Option<usize> {
+        None
+    }
+}
+
+fn peer(
+    ctx: &BenchContext<'_>,
+    factory: &str,
+    params: &[(&str, f64)],
+    bytes_per_value: Option<usize>,
+) -> Result<(f64, FaissPeer)> {
+    let t = Instant::now();
+    let n = ctx.vectors.len() / ctx.dim;
+    let mut index = index_factory(ctx.dim as u32, factory, MetricType::InnerProduct).map_err(fe)?;
+    if !index.is_trained() {
+        let stride = n.div_ceil(100_000).max(1);
+        let sample: Vec<f32> = ctx
+            .vectors
+            .chunks(ctx.dim)
+            .step_by(stride)
+            .flatten()
+            .copied()
+            .collect();
+        index.train(&sample).map_err(fe)?;
+    }
+    index.add(ctx.vectors).map_err(fe)?;
+    let ps = ParameterSpace::new().map_err(fe)?;
+    for (name, v) in params {
+        ps.set_index_parameter(&index, name, *v).map_err(fe)?;
+    }
+    let build = t.elapsed().as_secs_f64();
+    let a = AnnIndex {
+        cfg: AnnConfig::new(factory),
+        index: Mutex::new(index),
+        fingerprint: 0,
+        rows: n,
+    };
+    let memory = a.serialized_bytes()?;
+    let index = a
+        .index
+        .into_inner()
+        .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+    Ok((
+        build,
+        FaissPeer {
+            index: Mutex::new(index),
+            bytes_scanned: bytes_per_value.map(|b| n * ctx.dim * b),
+            memory,
+        },
+    ))
+}
+
+/// The FAISS peers and our ANN tier for [`crate::bench::run`]: IndexFlatIP,
+/// IndexScalarQuantizer SQ8, IVF (Flat), HNSW when `n ≤ hnsw_max_rows`, and our
+/// IVF+SQ8 / HNSW with exact re-rank.
+pub fn bench_methods<'a>(
+    ctx: &BenchContext<'a>,
+    hnsw_max_rows: usize,
+) -> Result<Vec<(String, f64, Box<dyn Searcher + 'a>)>> {
+    let n = ctx.vectors.len() / ctx.dim;
+    let nlist = ((n as f64).sqrt() * 1.0).round().clamp(16.0, 4096.0) as usize;
+    let mut out: Vec<(String, f64, Box<dyn Searcher + 'a>)> = Vec::new();
+    let (b, p) = peer(ctx, "Flat", &[], Some(4))?;
+    out.push(("faiss-flat-ip".into(), b, Box::new(p)));
+    let (b, p) = peer(ctx, "SQ8", &[], Some(1))?;
+    out.push(("faiss-sq8".into(), b, Box::new(p)));
+    for nprobe in [16usize, 64] {
+        let (b, p) = peer(
+            ctx,
+            &format!("IVF{nlist},Flat"),
+            &[("nprobe", nprobe as f64)],
+            None,
+        )?;
+        out.push((format!("faiss-ivf{nlist},flat-np{nprobe}"), b, Box::new(p)));
+    }
+    for nprobe in [16usize, 64] {
+        let cfg = AnnConfig {
+            nprobe: Some(nprobe),
+            ..AnnConfig::new(&format!("IVF{nlist},SQ8"))
+        };
+        let t = Instant::now();
+        let ann = AnnIndex::build(ctx.exact, &cfg)?;
+        out.push((
+            format!("ours-ivf{nlist},sq8-np{nprobe}+rerank"),
+            t.elapsed().as_secs_f64(),
+            Box::new(AnnSearcher {
+                ann,
+                flat: ctx.exact,
+            }),
+        ));
+    }
+    if n <= hnsw_max_rows {
+        let (b, p) = peer(ctx, "HNSW32", &[("efSearch", 128.0)], None)?;
+        out.push(("faiss-hnsw32-ef128".into(), b, Box::new(p)));
+    }
+    Ok(out)
+}
