@@ -155,7 +155,7 @@ impl PadRates {
     }
 
     /// BPCER at the smallest threshold where every species' APCER ≤ `target`.
-    /// [`EvalError::Unsupported`] if some species has too few attacks.
+    /// [`EvalError::Unsupported`](crate::EvalError::Unsupported) if some species has too few attacks.
     pub fn bpcer_at_apcer(&self, target: f64) -> Result<BpcerAtApcer> {
         let mut th = f64::NEG_INFINITY;
         for v in self.species.values() {

@@ -3,6 +3,11 @@
 //! Text is laid out with `ab_glyph` from an embedded DejaVu Sans
 //! (`assets/DejaVuSans.ttf`, Bitstream Vera licence), so no system font,
 //! fontconfig or freetype is needed. PNGs are encoded with the `png` crate.
+//!
+//! The DET plot has log-scaled FMR and FNMR axes (as NIST FRTE draws them),
+//! not the normal-deviate axes of Martin et al.; the ROC plot has a log FMR
+//! axis and a linear TMR axis. Red dots mark FNMR at the reported target
+//! FMRs, a cross the EER.
 
 use std::sync::Once;
 
