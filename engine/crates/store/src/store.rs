@@ -30,6 +30,9 @@ pub struct StoreOptions {
     pub max_idle_readers: usize,
     /// Page cache per connection, in KiB.
     pub cache_size_kib: i64,
+    /// Upper bound on the database file's size; a write that would pass it
+    /// fails (`SQLITE_FULL`) and is rolled back, instead of filling the disk.
+    pub max_size_bytes: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -38,6 +41,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             max_idle_readers: 8,
             cache_size_kib: 16 * 1024,
+            max_size_bytes: None,
         }
     }
 }
@@ -207,6 +211,11 @@ impl Store {
         }
         schema::migrate(&mut writer, schema::CURRENT_VERSION)?;
         configure(&writer, &options)?;
+        if let Some(bytes) = options.max_size_bytes {
+            let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(512);
+            writer.pragma_update(None, "max_page_count", pages.max(1))?;
+        }
         tracing::debug!(path = %path.display(), "gallery store open");
         Ok(Store {
             path,
@@ -285,8 +294,8 @@ impl Store {
     /// has returned, `ack(index, result)` is called for each of its items in
     /// order: `Ok` means the subject and all its templates are on disk.
     ///
-    /// If a commit itself fails, the error is returned and no item of that
-    /// group or later is acknowledged: an unacknowledged item may or may not
+    /// If the commit or a storage operation fails (I/O, disk full), the
+    /// error is returned and no item of that group or later is acknowledged: an unacknowledged item may or may not
     /// be stored, but never partially (re-submitting it yields either `Ok` or
     /// `AlreadyExists`). A process crash behaves the same way.
     pub fn enroll_batch<F>(
@@ -313,7 +322,20 @@ impl Store {
                         Ok(receipt)
                     });
                     // Savepoint dropped without commit rolls the item back.
-                    results.push(r);
+                    match r {
+                        // The caller's fault: reject this item, keep the group.
+                        Ok(_)
+                        | Err(Error::AlreadyExists { .. })
+                        | Err(Error::InvalidSubjectId { .. })
+                        | Err(Error::InvalidTemplate { .. })
+                        | Err(Error::InvalidMetadata { .. })
+                        | Err(Error::NoTemplates) => results.push(r),
+                        // I/O, disk full, corruption: SQLite may already have
+                        // rolled the whole transaction back, and going on
+                        // would run the next items in autocommit mode, a
+                        // statement at a time. Abort the group instead.
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(results)
             })?;

@@ -640,3 +640,45 @@ fn scan_reports_stable_numeric_tenant_and_subject_keys() {
         .unwrap();
     assert!(again.unwrap() > rows[2].2, "subject keys are never reused");
 }
+
+/// A storage failure in the middle of a batch (here: the size cap, as a
+/// full disk would) aborts the group: nothing of it is acknowledged or
+/// written, earlier groups stay, and the store remains usable.
+#[test]
+fn disk_full_mid_batch_acknowledges_only_whole_committed_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = sinhtrac_store::StoreOptions {
+        max_size_bytes: Some(2 << 20),
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path().join("g.db"), options).unwrap();
+    let items: Vec<NewSubject> = (0..400)
+        .map(|i| {
+            let mut s = subject(&format!("F{i:04}"), 1, 1);
+            s.templates[0].data = template_bytes(&s.subject_id, 1, 0, 16 * 1024);
+            s
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let err = store
+        .enroll_batch("t", &items, 10, |i, r| {
+            r.expect("no item-level rejects here");
+            acked.push(i);
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Sqlite(_)), "{err}");
+    assert!(!acked.is_empty() && acked.len() < items.len());
+    assert_eq!(acked.len() % 10, 0, "whole groups only");
+    let listed = list_all(&store, "t", 1000);
+    let expected: Vec<String> = acked.iter().map(|i| items[*i].subject_id.clone()).collect();
+    assert_eq!(
+        listed, expected,
+        "exactly the acknowledged items are stored"
+    );
+    store.integrity_check().unwrap();
+    // Still usable: deleting frees room for a new enrolment.
+    store.delete("t", &expected[0]).unwrap();
+    store.compact().unwrap();
+    store.enroll("t", &subject("AFTER", 1, 1)).unwrap();
+    store.integrity_check().unwrap();
+}
