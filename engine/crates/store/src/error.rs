@@ -76,6 +76,15 @@ pub enum Error {
         /// Highest generation whose tombstones were purged.
         horizon: u64,
     },
+    /// The requested generation is newer than the store's: the snapshot is
+    /// from another store or from before a restore. Rebuild from a full scan.
+    #[error("generation {requested} is ahead of the store ({current}): rebuild from a full scan")]
+    GenerationAhead {
+        /// Generation the caller wanted to catch up from.
+        requested: u64,
+        /// The store's current generation.
+        current: u64,
+    },
     /// The database was written by a newer version of this crate.
     #[error("database schema version {found} is newer than the supported version {supported}")]
     SchemaTooNew {

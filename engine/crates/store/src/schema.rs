@@ -71,7 +71,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX templates_gen ON templates(gen);
 
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-    INSERT INTO meta (key, value) VALUES ('generation', 1), ('purge_horizon', 0);
+    -- store_id: random, so index snapshots can tell stores apart.
+    INSERT INTO meta (key, value)
+        VALUES ('generation', 1), ('purge_horizon', 0), ('store_id', abs(random() >> 1));
     "#,
     // v3: a row per tenant with a stable numeric key (for index tags) and
     // counters kept in step by every write transaction, so that stats is

@@ -209,8 +209,9 @@ impl Store {
                 "cannot use WAL journal mode here (got {mode})"
             )));
         }
-        schema::migrate(&mut writer, schema::CURRENT_VERSION)?;
+        // Configure first: migrations must run with synchronous=FULL too.
         configure(&writer, &options)?;
+        schema::migrate(&mut writer, schema::CURRENT_VERSION)?;
         if let Some(bytes) = options.max_size_bytes {
             let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(512);
@@ -268,6 +269,12 @@ impl Store {
         let out = f(&mut tx, gen)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Random id of this store, drawn when it was created: an index snapshot
+    /// records it to notice being loaded against a different store.
+    pub fn store_id(&self) -> Result<u64> {
+        self.with_reader(|c| read_meta(c, "store_id").map(|g| g.0))
     }
 
     /// Current generation (of the last committed write).
@@ -638,7 +645,12 @@ impl Store {
     ///
     /// Fails with [`Error::GenerationPurged`] when [`Store::compact`] has
     /// purged tombstones newer than `since`: deletes would be missed, so the
-    /// caller must rebuild with [`Store::scan`].
+    /// caller must rebuild with [`Store::scan`]. Fails with
+    /// [`Error::GenerationAhead`] when `since` is newer than the store (the
+    /// snapshot belongs to another store, or the file was restored from a
+    /// backup): rebuild as well. Check [`Store::store_id`] too; after
+    /// restoring a backup that then took new writes, generations alone cannot
+    /// tell, so rebuild indexes after any restore.
     pub fn changes_since<F>(
         &self,
         filter: &ScanFilter<'_>,
@@ -659,6 +671,14 @@ impl Store {
                 return Err(Error::GenerationPurged {
                     requested: since.0,
                     horizon: horizon.0,
+                });
+            }
+            if since > generation {
+                // The snapshot saw writes this file does not have: it comes
+                // from another store, or the file was restored from a backup.
+                return Err(Error::GenerationAhead {
+                    requested: since.0,
+                    current: generation.0,
                 });
             }
             let mut stmt = tx.prepare_cached(

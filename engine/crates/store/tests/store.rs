@@ -398,6 +398,18 @@ fn changes_since_brings_a_snapshot_up_to_date() {
         .unwrap();
     assert_eq!(again.rows, 0);
 
+    // A snapshot from the future (another store, a restored backup) is refused.
+    assert!(matches!(
+        store.changes_since(
+            &face_filter(None),
+            Generation(summary.generation.0 + 1),
+            |_| { ControlFlow::Continue(()) }
+        ),
+        Err(Error::GenerationAhead { .. })
+    ));
+    let (_other_dir, other) = open();
+    assert_ne!(store.store_id().unwrap(), other.store_id().unwrap());
+
     // Compaction purges tombstones: an old snapshot must rebuild instead.
     store.compact().unwrap();
     assert!(matches!(
