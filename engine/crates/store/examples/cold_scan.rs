@@ -2,14 +2,15 @@
 //! template of a large gallery out of the store into index-shaped buffers.
 //!
 //! ```text
-//! cargo run --release -p sinhtrac-store --example cold_scan -- [--n 1000000] [--dim 128] [--db PATH] [--evict]
+//! cargo run --release -p sinhtrac-store --example cold_scan -- [--n 1000000] [--dim 128] [--db PATH] [--evict] [--compact]
 //! ```
 //!
 //! The first run creates the gallery (`--n` subjects, one face template of
 //! `--dim` f32 each) at `--db` (default: a file in the temp dir, reused by
 //! later runs). `--evict` drops the file's pages from the OS page cache
 //! first (via Python's `os.posix_fadvise`, only for this file), so the scan
-//! reads from disk rather than memory. Timings are printed, not asserted.
+//! reads from disk rather than memory. `--compact` also times a compaction
+//! after 1,000 deletes. Timings are printed, not asserted.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -170,5 +171,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         page.subjects.len(),
         t.elapsed().as_secs_f64() * 1e3
     );
+
+    if args.iter().any(|a| a == "--compact") {
+        // Delete 1,000 subjects, compact (purge + checkpoint + VACUUM), and
+        // enrol them again so the gallery keeps its size for the next run.
+        let step = (n / 1000).max(1);
+        let ids: Vec<usize> = (0..n).step_by(step).take(1000).collect();
+        for i in &ids {
+            store.delete(TENANT, &format!("{i:012}"))?;
+        }
+        let t = Instant::now();
+        let report = store.compact()?;
+        println!(
+            "compact after {} deletes: {:.1} s ({report:?})",
+            ids.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let items: Vec<NewSubject> = ids
+            .iter()
+            .map(|&i| NewSubject {
+                subject_id: format!("{i:012}"),
+                templates: vec![NewTemplate::face(MODEL, vector(i, dim), 0.9)],
+                ..Default::default()
+            })
+            .collect();
+        store.enroll_batch(TENANT, &items, 1000, |_, r| {
+            if let Err(e) = r {
+                eprintln!("re-enrol failed: {e}");
+            }
+        })?;
+    }
     Ok(())
 }

@@ -69,6 +69,9 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE templates ADD COLUMN gen INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE templates ADD COLUMN deleted_at INTEGER;
     CREATE INDEX templates_gen ON templates(gen);
+    -- Tombstones only (partial): compaction finds them without a full scan.
+    CREATE INDEX templates_tombstones ON templates(gen) WHERE deleted_at IS NOT NULL;
+    CREATE INDEX subjects_tombstones ON subjects(id) WHERE deleted_at IS NOT NULL;
 
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     -- store_id: random, so index snapshots can tell stores apart.

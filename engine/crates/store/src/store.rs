@@ -723,6 +723,9 @@ impl Store {
     /// VACUUMs the file, so that deleted rows leave no readable trace in the
     /// database or WAL files. Snapshots older than the purged tombstones can
     /// no longer catch up (see [`Error::GenerationPurged`]).
+    ///
+    /// Holds the write lock throughout: writes wait (VACUUM rewrites the
+    /// whole file, seconds per GB), reads go on. Run it off-peak.
     pub fn compact(&self) -> Result<CompactReport> {
         let mut conn = lock(&self.writer);
         let (subjects_purged, templates_purged) = {
