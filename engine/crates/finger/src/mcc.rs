@@ -462,6 +462,20 @@ fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
     if nr == 0 {
         return 0.0;
     }
+    if std::env::var_os("XP_121").is_some() {
+        pairs.sort_unstable_by(|x, y| y.0.total_cmp(&x.0));
+        let mut ua = vec![false; na];
+        let mut ub = vec![false; nb];
+        pairs.retain(|p| {
+            let ok = !ua[p.1 as usize] && !ub[p.2 as usize];
+            if ok {
+                ua[p.1 as usize] = true;
+                ub[p.2 as usize] = true;
+            }
+            ok
+        });
+    }
+    let nr = n_min.min(pairs.len());
     if pairs.len() > nr {
         pairs.select_nth_unstable_by(nr - 1, |x, y| y.0.total_cmp(&x.0));
         pairs.truncate(nr);

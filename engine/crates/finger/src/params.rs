@@ -93,19 +93,24 @@ pub const DIR_TRACE_LEN: usize = 10;
 /// A minutia closer than this to the mask edge is a border artefact.
 pub const BORDER_MARGIN: usize = 12;
 /// An ending joined to a bifurcation within this many steps is a spur.
-pub const SPUR_LEN: usize = 14;
+pub const SPUR_LEN: usize = 10;
 /// Two endings joined within this many steps are a short ridge / island.
-pub const SHORT_RIDGE_LEN: usize = 20;
+pub const SHORT_RIDGE_LEN: usize = 12;
 /// Two bifurcations joined within this many steps are a bridge / ladder.
-pub const BRIDGE_LEN: usize = 14;
+pub const BRIDGE_LEN: usize = 10;
 /// Facing endings closer than this are a broken ridge.
 pub const BREAK_DIST: f32 = 16.0;
 /// Maximal deviation from antiparallel for facing endings.
 pub const BREAK_ANGLE: f32 = PI / 4.0;
 /// Any two minutiae closer than this are noise (both removed).
 pub const CLOSE_DIST: f32 = 5.0;
+/// Radius of the crowding test: a minutia with [`CLUSTER_MAX`] or more
+/// others this close sits in a noisy patch (scar, core smear).
+pub const CLUSTER_RADIUS: f32 = 14.0;
+/// Neighbour count that marks a cluster.
+pub const CLUSTER_MAX: usize = 4;
 /// Minimum orientation coherence at a kept minutia.
-pub const MIN_MINUTIA_COHERENCE: f32 = 0.15;
+pub const MIN_MINUTIA_COHERENCE: f32 = 0.1;
 /// Fewer minutiae than this after filtering gives `TooFewMinutiae`.
 pub const MIN_MINUTIAE: usize = 8;
 /// At most this many minutiae are kept (best quality first); more only
@@ -127,7 +132,7 @@ pub const MCC_SIGMA_S: f32 = 28.0 / 3.0;
 /// Directional Gaussian sigma σ_D.
 pub const MCC_SIGMA_D: f32 = 2.0 * PI / 9.0;
 /// Bit threshold μ_Ψ on a cell's contribution.
-pub const MCC_MU_PSI: f32 = 0.01;
+pub const MCC_MU_PSI: f32 = 0.005;
 /// Offset Ω of the enlarged convex hull that bounds valid cells.
 pub const MCC_HULL_OFFSET: f32 = 50.0;
 /// Minimum fraction of valid cells (of those in the disc) for a valid cylinder.

@@ -49,8 +49,9 @@ impl MinutiaKind {
 /// `angle` is in radians in `[0, 2π)`, measured as `atan2(dy, dx)` in image
 /// coordinates, i.e. *clockwise* on screen from the positive x axis. For an
 /// ending it points from the ridge towards its free end; for a bifurcation
-/// it points from the stem into the fork, so an ending that becomes a
-/// bifurcation under more pressure keeps its direction. ISO/ANSI export
+/// it points from the fork along the stem, so an ending that touches a
+/// neighbouring ridge under more pressure (becoming a bifurcation) keeps
+/// its direction. ISO/ANSI export
 /// converts to their counter-clockwise convention.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Minutia {

@@ -220,6 +220,9 @@ pub(crate) fn detect(
                     ends.push((ex / n, ey / n));
                 }
                 // The stem points away from the two (similar) fork branches.
+                // The bifurcation's direction is along the stem: that is
+                // where the direction of the ending it becomes points when
+                // a fork branch breaks off (ridge/valley duality).
                 let stem = (0..3)
                     .min_by(|&a, &b| {
                         let score = |s: usize| {
@@ -229,7 +232,7 @@ pub(crate) fn detect(
                         score(a).total_cmp(&score(b))
                     })
                     .unwrap_or(0);
-                let rough = (-ends[stem].1).atan2(-ends[stem].0);
+                let rough = ends[stem].1.atan2(ends[stem].0);
                 cands[k].angle = snap(field.angle.at(c.x, c.y), rough);
             }
         }
@@ -263,6 +266,21 @@ pub(crate) fn detect(
                 drop[a] = true; xp("break");
                 drop[b] = true;
             }
+        }
+    }
+    for &a in &alive {
+        let crowd = alive
+            .iter()
+            .filter(|&&b| {
+                b != a && {
+                    let dx = cands[b].x as f32 - cands[a].x as f32;
+                    let dy = cands[b].y as f32 - cands[a].y as f32;
+                    dx * dx + dy * dy < CLUSTER_RADIUS * CLUSTER_RADIUS
+                }
+            })
+            .count();
+        if crowd >= CLUSTER_MAX {
+            drop[a] = true;
         }
     }
     let mut out: Vec<Candidate> = alive
