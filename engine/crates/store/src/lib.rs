@@ -18,7 +18,20 @@
 //! Durability: `synchronous=FULL` in WAL mode. A write method returns `Ok`
 //! only after its transaction is durable; a crash (even `kill -9` during a
 //! batch) keeps every acknowledged write and never leaves a half-written
-//! subject.
+//! subject. [`Store::enroll_batch`] commits groups of items per transaction
+//! and calls its acknowledgement callback for an item only after that
+//! item's group has committed.
+//!
+//! Deleted data: [`Store::delete`] wipes template bytes and metadata in the
+//! same transaction (with `secure_delete` on, freed space is zeroed);
+//! [`Store::compact`] then purges the tombstones and truncates the WAL, so
+//! nothing of a deleted subject stays readable in the files. SQLite does not
+//! checksum page contents: the template codec's own checks are what catch a
+//! flipped bit inside a template.
+//!
+//! Concurrency: one write connection behind a mutex (writes are serialised),
+//! a pool of read-only connections (reads run in parallel on committed
+//! snapshots). `Store` is `Send + Sync`; share it with an `Arc`.
 //!
 //! ```
 //! use std::ops::ControlFlow;
