@@ -159,3 +159,45 @@ fn integrity_check_catches_counter_drift() {
         .unwrap();
     assert!(matches!(store.integrity_check(), Err(Error::Corrupt(_))));
 }
+
+/// A migration that fails (here: the v1 file holds a template whose subject
+/// is missing, which the post-migration foreign key check rejects) is rolled
+/// back whole: the file stays at v1 with its data, and opening says Corrupt.
+#[test]
+fn a_failed_migration_leaves_the_old_version_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-v1.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "wal").unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        conn.execute(
+            "INSERT INTO templates (subject_key, modality, model_id, data, quality, created_at, updated_at)
+             VALUES (42, 1, 'm', x'01', 0.5, 0, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    assert!(matches!(Store::open(&path), Err(Error::Corrupt(_))));
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 1, "version unchanged");
+    let has_meta: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'meta'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(has_meta, 0, "no trace of the v2 migration");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM templates", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "old data kept");
+}
