@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use faiss::index::ParameterSpace;
+use faiss::index::autotune::ParameterSpace;
+use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 
 use crate::bench::{BenchContext, Searcher};
@@ -99,7 +100,7 @@ struct Meta {
 /// A FAISS index over a flat index's rows.
 pub struct AnnIndex {
     cfg: AnnConfig,
-    index: Mutex<faiss::IndexImpl>,
+    index: Mutex<IndexImpl>,
     fingerprint: u64,
     rows: usize,
 }
@@ -307,7 +308,7 @@ impl AnnIndex {
 
 /// A FAISS index used directly as a bench peer (labels = ids = rows).
 pub struct FaissPeer {
-    index: Mutex<faiss::IndexImpl>,
+    index: Mutex<IndexImpl>,
     bytes_scanned: Option<usize>,
     memory: usize,
 }
@@ -452,4 +453,87 @@ pub fn bench_methods<'a>(
         out.push(("faiss-hnsw32-ef128".into(), b, Box::new(p)));
     }
     Ok(out)
+}
+
+/// ANN self-join for galleries too large for the exact all-pairs sweep: each
+/// live row asks the ANN index for its `neighbours` nearest rows, candidates are
+/// re-scored exactly, and pairs of different subjects ≥ `cfg.threshold` are
+/// kept (deduplicated, ranked best first). Recall is bounded by the ANN recall
+/// and by `neighbours` (a row with more duplicates than that loses some).
+pub fn sweep_ann(
+    ann: &AnnIndex,
+    flat: &FlatIndex,
+    cfg: &crate::sweep::SweepConfig,
+    neighbours: usize,
+    subject_of: impl Fn(u64) -> u64 + Sync,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<crate::sweep::DuplicatePair>> {
+    use crate::sweep::DuplicatePair;
+    if !ann.is_fresh_for(flat) {
+        return Err(IndexError::InvalidArgument(
+            "ANN index is stale for this flat index: rebuild it".into(),
+        ));
+    }
+    let (n, dim) = (flat.rows(), flat.dim());
+    let params = SearchParams {
+        filter: cfg.filter,
+        ..Default::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut pairs = Vec::new();
+    let block = cfg.tile_rows.max(1);
+    let mut r0 = 0;
+    while r0 < n {
+        let r1 = (r0 + block).min(n);
+        let mut q = vec![0.0f32; (r1 - r0) * dim];
+        flat.decode_rows(r0..r1, &mut q);
+        let hits = ann.search_batch(flat, &q, neighbours + 1, &params)?;
+        for (i, hs) in hits.iter().enumerate() {
+            let row = r0 + i;
+            if !flat.passes(row, cfg.filter) {
+                continue;
+            }
+            let Some(a) = flat.id_of_row(row) else {
+                continue;
+            };
+            for h in hs {
+                if h.id == a || h.score < cfg.threshold || subject_of(h.id) == subject_of(a) {
+                    continue;
+                }
+                let key = (a.min(h.id), a.max(h.id));
+                if seen.insert(key) {
+                    pairs.push(DuplicatePair {
+                        a: key.0,
+                        b: key.1,
+                        score: h.score,
+                    });
+                }
+            }
+        }
+        r0 = r1;
+        progress(r1, n);
+    }
+    pairs.sort_by(|x, y| {
+        y.score
+            .total_cmp(&x.score)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_prefers_flat_for_small_or_exact() {
+        assert_eq!(choose_tier(10_000, 0.99), Tier::Flat);
+        assert_eq!(choose_tier(50_000_000, 0.9999), Tier::Flat);
+        let Tier::Ann(cfg) = choose_tier(20_000_000, 0.99) else {
+            panic!("expected ANN")
+        };
+        assert!(cfg.factory.starts_with("IVF"));
+        assert!(cfg.nprobe.unwrap_or(0) >= 8);
+    }
 }
