@@ -19,7 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             d.extended.zero_fmr * 100.0, d.extended.eer_threshold
         );
     }
-    println!("mean EER {:.2}% extended {:.2}%", report.mean_eer * 100.0, report.mean_extended_eer * 100.0);
+    println!(
+        "mean EER {:.2}% extended {:.2}%",
+        report.mean_eer * 100.0,
+        report.mean_extended_eer * 100.0
+    );
     if std::env::var_os("FVC_JSON").is_some() {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }

@@ -14,9 +14,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         *p = image::Rgb([px[i]; 3]);
     }
     for m in &t.minutiae {
-        let c = if m.kind == MinutiaKind::Ending { [255, 0, 0] } else { [0, 0, 255] };
+        let c = if m.kind == MinutiaKind::Ending {
+            [255, 0, 0]
+        } else {
+            [0, 0, 255]
+        };
         for d in -3i32..=3 {
-            for (x, y) in [(i32::from(m.x) + d, i32::from(m.y)), (i32::from(m.x), i32::from(m.y) + d)] {
+            for (x, y) in [
+                (i32::from(m.x) + d, i32::from(m.y)),
+                (i32::from(m.x), i32::from(m.y) + d),
+            ] {
                 if x >= 0 && y >= 0 && (x as u32) < w && (y as u32) < h {
                     img.put_pixel(x as u32, y as u32, image::Rgb(c));
                 }

@@ -203,7 +203,11 @@ fn next_up(x: f32) -> f32 {
 }
 
 /// Evaluates one folder of `NNN_M` images at `dpi`.
-pub fn evaluate_database(dir: &Path, extractor: &dyn Extractor, dpi: u16) -> Result<DatabaseReport> {
+pub fn evaluate_database(
+    dir: &Path,
+    extractor: &dyn Extractor,
+    dpi: u16,
+) -> Result<DatabaseReport> {
     let samples = list_samples(dir)?;
     if samples.is_empty() {
         return Err(FingerError::Dataset {
@@ -280,7 +284,10 @@ pub fn evaluate_database(dir: &Path, extractor: &dyn Extractor, dpi: u16) -> Res
         extractor: extractor.name().to_string(),
         extract_ms_mean: ms.iter().sum::<f64>() / ms.len() as f64,
         extract_ms_median: ms[ms.len() / 2],
-        minutiae_mean: enrolled.iter().map(|t| t.minutiae.len() as f64).sum::<f64>()
+        minutiae_mean: enrolled
+            .iter()
+            .map(|t| t.minutiae.len() as f64)
+            .sum::<f64>()
             / enrolled.len().max(1) as f64,
         match_us_mean: timed.iter().sum::<f64>() / timed.len().max(1) as f64,
         fvc: error_rates(&g, &only(&standard)),

@@ -67,7 +67,14 @@ impl SearchTemplate {
         let pts: Vec<(f32, f32, f32, u8)> = t
             .minutiae
             .iter()
-            .map(|m| (f32::from(m.x) * scale, f32::from(m.y) * scale, m.angle, m.quality))
+            .map(|m| {
+                (
+                    f32::from(m.x) * scale,
+                    f32::from(m.y) * scale,
+                    m.angle,
+                    m.quality,
+                )
+            })
             .collect();
         let hull = convex_hull(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
         let mut with_q: Vec<(u8, Cylinder)> = pts
@@ -77,7 +84,11 @@ impl SearchTemplate {
             .collect();
         // Best quality first: the coarse signature takes a prefix.
         with_q.sort_by(|a, b| b.0.cmp(&a.0));
-        let cylinders: Vec<Cylinder> = with_q.into_iter().map(|(_, c)| c).collect();
+        let cylinders: Vec<Cylinder> = with_q
+            .into_iter()
+            .take(MCC_MAX_CYLINDERS)
+            .map(|(_, c)| c)
+            .collect();
         let coarse = cylinders
             .iter()
             .take(COARSE_MINUTIAE)
@@ -263,7 +274,9 @@ fn convex_hull(pts: &[(f32, f32)]) -> Vec<(f32, f32)> {
             Box::new(p.iter().rev())
         };
         for &q in iter {
-            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0 {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
                 hull.pop();
             }
             hull.push(q);
@@ -275,7 +288,9 @@ fn convex_hull(pts: &[(f32, f32)]) -> Vec<(f32, f32)> {
 
 fn inside_enlarged_hull(hull: &[(f32, f32)], x: f32, y: f32, offset: f32) -> bool {
     if hull.len() < 3 {
-        return hull.iter().any(|&(hx, hy)| (hx - x).hypot(hy - y) <= offset);
+        return hull
+            .iter()
+            .any(|&(hx, hy)| (hx - x).hypot(hy - y) <= offset);
     }
     let mut inside = true;
     let mut min_d = f32::INFINITY;
@@ -462,42 +477,33 @@ fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
     if nr == 0 {
         return 0.0;
     }
-    if std::env::var_os("XP_121").is_some() {
-        pairs.sort_unstable_by(|x, y| y.0.total_cmp(&x.0));
-        let mut ua = vec![false; na];
-        let mut ub = vec![false; nb];
-        pairs.retain(|p| {
-            let ok = !ua[p.1 as usize] && !ub[p.2 as usize];
-            if ok {
-                ua[p.1 as usize] = true;
-                ub[p.2 as usize] = true;
-            }
-            ok
-        });
-    }
-    let nr = n_min.min(pairs.len());
     if pairs.len() > nr {
         pairs.select_nth_unstable_by(nr - 1, |x, y| y.0.total_cmp(&x.0));
         pairs.truncate(nr);
     }
     let lambda0: Vec<f32> = pairs.iter().map(|p| p.0).collect();
     let mut lambda = lambda0.clone();
-    if std::env::var_os("XP_LSS").is_some() {
-        let mut l = lambda0.clone();
-        l.sort_by(|a, b| b.total_cmp(a));
-        return l.iter().take(np).sum::<f32>() / np as f32;
-    }
     if nr > 1 {
         // Pairwise geometric compatibility ρ(t, k).
         let mut rho = vec![0f32; nr * nr];
         for t in 0..nr {
-            let (at, bt) = (&a.cylinders[pairs[t].1 as usize], &b.cylinders[pairs[t].2 as usize]);
+            let (at, bt) = (
+                &a.cylinders[pairs[t].1 as usize],
+                &b.cylinders[pairs[t].2 as usize],
+            );
             for k in t + 1..nr {
-                let (ak, bk) = (&a.cylinders[pairs[k].1 as usize], &b.cylinders[pairs[k].2 as usize]);
+                let (ak, bk) = (
+                    &a.cylinders[pairs[k].1 as usize],
+                    &b.cylinders[pairs[k].2 as usize],
+                );
                 let da = (at.x - ak.x).hypot(at.y - ak.y);
                 let db = (bt.x - bk.x).hypot(bt.y - bk.y);
                 let d1 = (da - db).abs();
-                let d2 = signed_diff(signed_diff(at.angle, ak.angle), signed_diff(bt.angle, bk.angle)).abs();
+                let d2 = signed_diff(
+                    signed_diff(at.angle, ak.angle),
+                    signed_diff(bt.angle, bk.angle),
+                )
+                .abs();
                 let ra = signed_diff(at.angle, (ak.y - at.y).atan2(ak.x - at.x));
                 let rb = signed_diff(bt.angle, (bk.y - bt.y).atan2(bk.x - bt.x));
                 let d3 = signed_diff(ra, rb).abs();
@@ -546,7 +552,12 @@ mod tests {
                 quality: 50,
             })
             .collect();
-        FingerTemplate { width: 300, height: 300, dpi: 500, minutiae }
+        FingerTemplate {
+            width: 300,
+            height: 300,
+            dpi: 500,
+            minutiae,
+        }
     }
 
     fn transform(t: &FingerTemplate, rot: f32, dx: f32, dy: f32) -> FingerTemplate {
@@ -587,7 +598,13 @@ mod tests {
 
     #[test]
     fn hull_contains_interior() {
-        let h = convex_hull(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (5.0, 5.0)]);
+        let h = convex_hull(&[
+            (0.0, 0.0),
+            (10.0, 0.0),
+            (10.0, 10.0),
+            (0.0, 10.0),
+            (5.0, 5.0),
+        ]);
         assert_eq!(h.len(), 4);
         assert!(inside_enlarged_hull(&h, 5.0, 5.0, 0.0));
         assert!(!inside_enlarged_hull(&h, 20.0, 5.0, 5.0));

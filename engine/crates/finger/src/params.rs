@@ -32,6 +32,9 @@ pub const SEG_REL_THRESHOLD: f32 = 0.28;
 /// ... and at least this absolute std (grey levels), so flat noise is never
 /// foreground however low the percentile is.
 pub const SEG_ABS_THRESHOLD: f32 = 5.0;
+/// Blocks whose mean orientation coherence is below this are background
+/// (noise texture has variance but no dominant ridge direction).
+pub const SEG_MIN_COHERENCE: f32 = 0.12;
 /// Majority-vote smoothing passes over the block mask (removes speckle).
 pub const SEG_SMOOTH_PASSES: usize = 3;
 /// Minimum foreground fraction of the image, else `TooLittleForeground`.
@@ -164,6 +167,9 @@ pub const MCC_RHO_RADIAL: (f32, f32) = (PI / 12.0, -30.0);
 
 // ---------------------------------------------------------- 1:N search --
 
+/// Cylinders kept per template for matching (best quality first): past
+/// ~60 the extra minutiae are mostly noise and cost quadratic time.
+pub const MCC_MAX_CYLINDERS: usize = 60;
 /// Minutiae (best quality first) whose coarse codes form the pre-selection
 /// signature.
 pub const COARSE_MINUTIAE: usize = 16;

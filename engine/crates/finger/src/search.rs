@@ -124,7 +124,12 @@ impl Gallery {
     }
 
     /// Enrols an already built search template.
-    pub fn push(&mut self, subject: u64, position: FingerPosition, template: SearchTemplate) -> usize {
+    pub fn push(
+        &mut self,
+        subject: u64,
+        position: FingerPosition,
+        template: SearchTemplate,
+    ) -> usize {
         self.entries.push(GalleryEntry {
             subject,
             position,
@@ -152,7 +157,12 @@ impl Gallery {
     /// side is [`FingerPosition::UNKNOWN`]) are ranked by the coarse score
     /// in parallel, the best fraction is re-scored exactly, and the top
     /// `top_k` are returned best first.
-    pub fn search(&self, probe: &Matcher, position: FingerPosition, opts: &SearchOptions) -> Vec<Hit> {
+    pub fn search(
+        &self,
+        probe: &Matcher,
+        position: FingerPosition,
+        opts: &SearchOptions,
+    ) -> Vec<Hit> {
         let eligible = |e: &GalleryEntry| {
             position == FingerPosition::UNKNOWN
                 || e.position == FingerPosition::UNKNOWN
@@ -196,7 +206,11 @@ impl Gallery {
     /// Multi-finger identification: searches each probe finger, keeps each
     /// subject's best score per finger, fuses with [`fuse_scores`] and
     /// returns the `top_k` subjects best first.
-    pub fn identify(&self, probes: &[(FingerPosition, &Matcher)], opts: &SearchOptions) -> Vec<SubjectHit> {
+    pub fn identify(
+        &self,
+        probes: &[(FingerPosition, &Matcher)],
+        opts: &SearchOptions,
+    ) -> Vec<SubjectHit> {
         let per_finger_opts = SearchOptions {
             top_k: opts.top_k.saturating_mul(4).max(opts.top_k),
             ..*opts
@@ -204,7 +218,9 @@ impl Gallery {
         let mut by_subject: HashMap<u64, Vec<f32>> = HashMap::new();
         for (f, (pos, m)) in probes.iter().enumerate() {
             for h in self.search(m, *pos, &per_finger_opts) {
-                let s = by_subject.entry(h.subject).or_insert_with(|| vec![0.0; probes.len()]);
+                let s = by_subject
+                    .entry(h.subject)
+                    .or_insert_with(|| vec![0.0; probes.len()]);
                 s[f] = s[f].max(h.score);
             }
         }

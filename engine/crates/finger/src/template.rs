@@ -171,8 +171,12 @@ impl FingerTemplate {
                 found: version.to_string(),
             });
         }
-        let (width, height, dpi, count) =
-            (r.u16_le(6)?, r.u16_le(8)?, r.u16_le(10)?, r.u16_le(12)? as usize);
+        let (width, height, dpi, count) = (
+            r.u16_le(6)?,
+            r.u16_le(8)?,
+            r.u16_le(10)?,
+            r.u16_le(12)? as usize,
+        );
         let expected = HEADER_LEN + count * MINUTIA_LEN + 4;
         if bytes.len() != expected {
             return Err(FingerError::LengthMismatch {
@@ -182,7 +186,12 @@ impl FingerTemplate {
             });
         }
         let body = expected - 4;
-        let stored = u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
+        let stored = u32::from_le_bytes([
+            bytes[body],
+            bytes[body + 1],
+            bytes[body + 2],
+            bytes[body + 3],
+        ]);
         if crc32fast::hash(&bytes[..body]) != stored {
             return Err(FingerError::Checksum { format: FORMAT });
         }
@@ -272,8 +281,20 @@ mod tests {
             height: 400,
             dpi: 500,
             minutiae: vec![
-                Minutia { x: 10, y: 20, angle: 1.0, kind: MinutiaKind::Ending, quality: 80 },
-                Minutia { x: 299, y: 399, angle: 6.2, kind: MinutiaKind::Bifurcation, quality: 0 },
+                Minutia {
+                    x: 10,
+                    y: 20,
+                    angle: 1.0,
+                    kind: MinutiaKind::Ending,
+                    quality: 80,
+                },
+                Minutia {
+                    x: 299,
+                    y: 399,
+                    angle: 6.2,
+                    kind: MinutiaKind::Bifurcation,
+                    quality: 0,
+                },
             ],
         }
     }
@@ -294,11 +315,23 @@ mod tests {
         let bytes = sample().to_bytes().unwrap();
         let mut flipped = bytes.clone();
         flipped[16] ^= 0xff;
-        assert!(matches!(FingerTemplate::from_bytes(&flipped), Err(FingerError::Checksum { .. })));
-        assert!(matches!(FingerTemplate::from_bytes(&bytes[..10]), Err(FingerError::Truncated { .. })));
-        assert!(matches!(FingerTemplate::from_bytes(b"NOPE0000000000"), Err(FingerError::BadMagic { .. })));
+        assert!(matches!(
+            FingerTemplate::from_bytes(&flipped),
+            Err(FingerError::Checksum { .. })
+        ));
+        assert!(matches!(
+            FingerTemplate::from_bytes(&bytes[..10]),
+            Err(FingerError::Truncated { .. })
+        ));
+        assert!(matches!(
+            FingerTemplate::from_bytes(b"NOPE0000000000"),
+            Err(FingerError::BadMagic { .. })
+        ));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(FingerTemplate::from_bytes(&longer), Err(FingerError::LengthMismatch { .. })));
+        assert!(matches!(
+            FingerTemplate::from_bytes(&longer),
+            Err(FingerError::LengthMismatch { .. })
+        ));
     }
 }

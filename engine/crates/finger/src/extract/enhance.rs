@@ -31,9 +31,9 @@ pub(crate) fn gabor(
                     let (dx, dy) = (i as f32 - r as f32, j as f32 - r as f32);
                     let along = dx * c + dy * s;
                     let across = -dx * s + dy * c;
-                    kern[j * k + i] = (-0.5 * (along * along / (sl * sl) + across * across / (sa * sa)))
-                        .exp()
-                        * (2.0 * PI * across / period).cos();
+                    kern[j * k + i] =
+                        (-0.5 * (along * along / (sl * sl) + across * across / (sa * sa))).exp()
+                            * (2.0 * PI * across / period).cos();
                 }
             }
             let mean = kern.iter().sum::<f32>() / kern.len() as f32;
@@ -45,7 +45,8 @@ pub(crate) fn gabor(
     let pw = w + 2 * r;
     let mut padded = vec![0f32; pw * (h + 2 * r)];
     for y in 0..h {
-        padded[(y + r) * pw + r..(y + r) * pw + r + w].copy_from_slice(&norm.data[y * w..(y + 1) * w]);
+        padded[(y + r) * pw + r..(y + r) * pw + r + w]
+            .copy_from_slice(&norm.data[y * w..(y + 1) * w]);
     }
     let mut out = Plane::<f32>::new(w, h);
     for y in 0..h {

@@ -9,11 +9,7 @@ use crate::params::*;
 /// whose peak spacing is the period. One value per print, as in Hong, Wan
 /// and Jain's filter bank: per-block periods are noisy and the Gabor
 /// bandwidth tolerates the ~20% variation within a finger.
-pub(crate) fn ridge_period(
-    norm: &Plane<f32>,
-    mask: &Plane<bool>,
-    field: &OrientationField,
-) -> f32 {
+pub(crate) fn ridge_period(norm: &Plane<f32>, mask: &Plane<bool>, field: &OrientationField) -> f32 {
     let (w, h) = (norm.width, norm.height);
     let mut periods = Vec::new();
     let n = (2 * FREQ_HALF_LEN + 1) as usize;

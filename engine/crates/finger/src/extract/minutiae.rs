@@ -77,8 +77,11 @@ impl Skeleton<'_> {
                 _ => {
                     // Pixels touching the previous one are the same ridge
                     // cutting a corner, not a new branch.
-                    let forward: Vec<usize> =
-                        cands.iter().copied().filter(|&n| !self.adjacent(n, prev)).collect();
+                    let forward: Vec<usize> = cands
+                        .iter()
+                        .copied()
+                        .filter(|&n| !self.adjacent(n, prev))
+                        .collect();
                     match forward.len() {
                         1 => forward[0],
                         0 => cands[0],
@@ -152,10 +155,19 @@ pub(crate) fn detect(
             {
                 continue;
             }
-            cands.push(Candidate { x, y, kind, angle: 0.0, quality: 0 });
+            cands.push(Candidate {
+                x,
+                y,
+                kind,
+                angle: 0.0,
+                quality: 0,
+            });
         }
     }
-    let mut sk = Skeleton { skel, label: vec![0; w * h] };
+    let mut sk = Skeleton {
+        skel,
+        label: vec![0; w * h],
+    };
     for (k, c) in cands.iter().enumerate() {
         sk.label[c.y * w + c.x] = k as u32 + 1;
     }
@@ -169,7 +181,7 @@ pub(crate) fn detect(
         match c.kind {
             MinutiaKind::Ending => {
                 let Some(&first) = starts.first() else {
-                    keep[k] = false; xp("e_nostart");
+                    keep[k] = false;
                     continue;
                 };
                 match sk.trace(vec![i], first, filter_len) {
@@ -178,11 +190,11 @@ pub(crate) fn detect(
                         if (other == MinutiaKind::Bifurcation && s <= SPUR_LEN)
                             || (other == MinutiaKind::Ending && s <= SHORT_RIDGE_LEN)
                         {
-                            keep[k] = false; xp("e_hit");
+                            keep[k] = false;
                             keep[j] = false;
                         }
                     }
-                    Trace::Junction(s) | Trace::End(s) if s <= SPUR_LEN => { keep[k] = false; xp("e_spur"); }
+                    Trace::Junction(s) | Trace::End(s) if s <= SPUR_LEN => keep[k] = false,
                     _ => {}
                 }
                 match sk.trace(vec![i], first, DIR_TRACE_LEN) {
@@ -191,12 +203,12 @@ pub(crate) fn detect(
                         let rough = (c.y as f32 - ey).atan2(c.x as f32 - ex);
                         cands[k].angle = snap(field.angle.at(c.x, c.y), rough);
                     }
-                    _ => { keep[k] = false; xp("e_dir"); }
+                    _ => keep[k] = false,
                 }
             }
             _ => {
                 if starts.len() != 3 {
-                    keep[k] = false; xp("b_starts");
+                    keep[k] = false;
                     continue;
                 }
                 let mut ends = Vec::with_capacity(3);
@@ -204,10 +216,10 @@ pub(crate) fn detect(
                     let visited = sk.all_neighbours_and_self(i);
                     match sk.trace(visited.clone(), s, BRIDGE_LEN) {
                         Trace::Hit(j, _) if cands[j].kind == MinutiaKind::Bifurcation => {
-                            keep[k] = false; xp("b_bridge");
+                            keep[k] = false;
                             keep[j] = false;
                         }
-                        Trace::Junction(_) => { keep[k] = false; xp("b_junc"); }
+                        Trace::Junction(_) => keep[k] = false,
                         _ => {}
                     }
                     let end = match sk.trace(visited, s, DIR_TRACE_LEN) {
@@ -227,7 +239,8 @@ pub(crate) fn detect(
                     .min_by(|&a, &b| {
                         let score = |s: usize| {
                             let (o1, o2) = ((s + 1) % 3, (s + 2) % 3);
-                            ends[s].0 * (ends[o1].0 + ends[o2].0) + ends[s].1 * (ends[o1].1 + ends[o2].1)
+                            ends[s].0 * (ends[o1].0 + ends[o2].0)
+                                + ends[s].1 * (ends[o1].1 + ends[o2].1)
                         };
                         score(a).total_cmp(&score(b))
                     })
@@ -241,7 +254,7 @@ pub(crate) fn detect(
     for k in 0..cands.len() {
         let c = cands[k];
         if !inner.at(c.x, c.y) || field.coherence.at(c.x, c.y) < MIN_MINUTIA_COHERENCE {
-            keep[k] = false; xp("border_coh");
+            keep[k] = false;
         }
     }
     // Pairwise geometric filters look at the candidates that survived the
@@ -255,7 +268,7 @@ pub(crate) fn detect(
             let dy = cb.y as f32 - ca.y as f32;
             let d = (dx * dx + dy * dy).sqrt();
             if d < CLOSE_DIST {
-                drop[a] = true; xp("close");
+                drop[a] = true;
                 drop[b] = true;
             } else if d < BREAK_DIST
                 && ca.kind == MinutiaKind::Ending
@@ -263,7 +276,7 @@ pub(crate) fn detect(
                 && angle_diff(ca.angle, cb.angle + PI) < BREAK_ANGLE
                 && angle_diff(dy.atan2(dx), ca.angle) < BREAK_ANGLE
             {
-                drop[a] = true; xp("break");
+                drop[a] = true;
                 drop[b] = true;
             }
         }
@@ -325,11 +338,5 @@ impl From<Candidate> for Minutia {
             kind: c.kind,
             quality: c.quality,
         }
-    }
-}
-
-fn xp(tag: &str) {
-    if std::env::var_os("XP_DUMP").is_some() {
-        eprintln!("drop {tag}");
     }
 }

@@ -102,12 +102,20 @@ impl Extractor for ClassicalExtractor {
                 max: MAX_SIDE,
             });
         }
-        let seg = segmentation::segment(&img);
+        let mut seg = segmentation::segment(&img);
         if seg.contrast < MIN_CONTRAST_STD {
             return Err(FingerError::LowContrast {
                 contrast: seg.contrast,
                 min: MIN_CONTRAST_STD,
             });
+        }
+        let mut norm = normalize::normalize(&img, &seg.mask);
+        let field = orientation::orientation(&norm);
+        segmentation::refine_with_coherence(&mut seg, &field.coherence);
+        for (v, &m) in norm.data.iter_mut().zip(&seg.mask.data) {
+            if !m {
+                *v = 0.0;
+            }
         }
         if seg.fraction < MIN_FOREGROUND_FRACTION {
             return Err(FingerError::TooLittleForeground {
@@ -115,25 +123,11 @@ impl Extractor for ClassicalExtractor {
                 min: MIN_FOREGROUND_FRACTION,
             });
         }
-        let norm = normalize::normalize(&img, &seg.mask);
-        let field = orientation::orientation(&norm);
         let period = frequency::ridge_period(&norm, &seg.mask, &field);
         let filtered = enhance::gabor(&norm, &seg.mask, &field, period);
         let ridges = binarize::binarize(&filtered, &seg.mask);
         let skeleton = thinning::thin(&ridges);
         let inner = segmentation::erode(&seg.mask, BORDER_MARGIN);
-        if let Some(p) = std::env::var_os("XP_DUMP") {
-            let mut out = Vec::new();
-            for y in 0..h as usize {
-                for x in 0..w as usize {
-                    out.push(if skeleton.at(x, y) { 0 } else if ridges.at(x, y) { 160 } else if seg.mask.at(x, y) { 255 } else { 220 });
-                }
-                for x in 0..w as usize {
-                    out.push((filtered.at(x, y) * 20.0 + 128.0).clamp(0.0, 255.0) as u8);
-                }
-            }
-            let _ = image::GrayImage::from_raw(w * 2, h, out).map(|i| i.save(p));
-        }
         let found = minutiae::detect(&skeleton, &inner, &field);
         tracing::debug!(
             width = w,

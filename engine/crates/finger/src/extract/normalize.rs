@@ -17,7 +17,9 @@ pub(crate) fn normalize(img: &Plane<f32>, mask: &Plane<bool>) -> Plane<f32> {
     let mut out = Plane::<f32>::new(img.width, img.height);
     for i in 0..img.data.len() {
         if mask.data[i] {
-            let sd = (mean_sq.data[i] - mean.data[i] * mean.data[i]).max(0.0).sqrt();
+            let sd = (mean_sq.data[i] - mean.data[i] * mean.data[i])
+                .max(0.0)
+                .sqrt();
             // The +4 floor keeps flat patches from being amplified into noise.
             out.data[i] = (img.data[i] - mean.data[i]) / (sd + 4.0);
         }

@@ -52,8 +52,14 @@ pub(crate) fn orientation(norm: &Plane<f32>) -> OrientationField {
         };
     }
     // Two passes ≈ a triangular (nearly Gaussian) smoothing kernel.
-    let c2 = box_mean(&box_mean(&c2, ORIENT_SMOOTH_RADIUS / 2), ORIENT_SMOOTH_RADIUS / 2);
-    let s2 = box_mean(&box_mean(&s2, ORIENT_SMOOTH_RADIUS / 2), ORIENT_SMOOTH_RADIUS / 2);
+    let c2 = box_mean(
+        &box_mean(&c2, ORIENT_SMOOTH_RADIUS / 2),
+        ORIENT_SMOOTH_RADIUS / 2,
+    );
+    let s2 = box_mean(
+        &box_mean(&s2, ORIENT_SMOOTH_RADIUS / 2),
+        ORIENT_SMOOTH_RADIUS / 2,
+    );
     let coherence = box_mean(&coherence, ORIENT_RADIUS);
     let mut angle = Plane::<f32>::new(w, h);
     for i in 0..w * h {

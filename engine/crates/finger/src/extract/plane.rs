@@ -41,7 +41,7 @@ impl<T: Copy + Default> Plane<T> {
 pub(crate) fn box_mean(src: &Plane<f32>, r: usize) -> Plane<f32> {
     let (w, h) = (src.width, src.height);
     let mut tmp = Plane::<f32>::new(w, h);
-    let mut prefix = vec![0f64; w.max(h) + 1];
+    let mut prefix = vec![0f64; w + 1];
     for y in 0..h {
         let row = &src.data[y * w..(y + 1) * w];
         for x in 0..w {
@@ -53,15 +53,30 @@ pub(crate) fn box_mean(src: &Plane<f32>, r: usize) -> Plane<f32> {
             tmp.data[y * w + x] = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
         }
     }
+    // Vertical pass row by row with running column sums: walking columns
+    // would stride through memory and was the slowest part of extraction.
     let mut out = Plane::<f32>::new(w, h);
-    for x in 0..w {
-        for y in 0..h {
-            prefix[y + 1] = prefix[y] + f64::from(tmp.data[y * w + x]);
+    let mut col = vec![0f64; w];
+    let mut lo = 0usize;
+    let mut hi = 0usize; // rows [lo, hi) are in `col`
+    for y in 0..h {
+        let want_lo = y.saturating_sub(r);
+        let want_hi = (y + r + 1).min(h);
+        while hi < want_hi {
+            for (c, v) in col.iter_mut().zip(&tmp.data[hi * w..(hi + 1) * w]) {
+                *c += f64::from(*v);
+            }
+            hi += 1;
         }
-        for y in 0..h {
-            let lo = y.saturating_sub(r);
-            let hi = (y + r + 1).min(h);
-            out.data[y * w + x] = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+        while lo < want_lo {
+            for (c, v) in col.iter_mut().zip(&tmp.data[lo * w..(lo + 1) * w]) {
+                *c -= f64::from(*v);
+            }
+            lo += 1;
+        }
+        let inv = 1.0 / (hi - lo) as f64;
+        for (o, c) in out.data[y * w..(y + 1) * w].iter_mut().zip(&col) {
+            *o = (*c * inv) as f32;
         }
     }
     out

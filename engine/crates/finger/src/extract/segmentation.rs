@@ -35,7 +35,9 @@ pub(crate) fn segment(img: &Plane<f32>) -> Segmentation {
             for y in by * SEG_BLOCK..((by + 1) * SEG_BLOCK).min(h) {
                 for x in bx * SEG_BLOCK..((bx + 1) * SEG_BLOCK).min(w) {
                     let i = y * w + x;
-                    s += (mean_sq.data[i] - mean.data[i] * mean.data[i]).max(0.0).sqrt();
+                    s += (mean_sq.data[i] - mean.data[i] * mean.data[i])
+                        .max(0.0)
+                        .sqrt();
                     n += 1.0;
                 }
             }
@@ -50,6 +52,58 @@ pub(crate) fn segment(img: &Plane<f32>) -> Segmentation {
     for i in 0..blocks.data.len() {
         blocks.data[i] = block_std.data[i] > thr;
     }
+    majority_smooth(&mut blocks);
+    keep_largest_and_fill(&mut blocks);
+    let mask = blocks_to_pixels(&blocks, w, h);
+    let fg = mask.data.iter().filter(|&&b| b).count();
+    Segmentation {
+        mask,
+        fraction: fg as f32 / (w * h) as f32,
+        contrast,
+    }
+}
+
+/// Removes blocks whose mean orientation coherence is low: textured
+/// background and smudges can have high variance, but only ridges have a
+/// dominant orientation. Then re-smooths as in [`segment`].
+pub(crate) fn refine_with_coherence(seg: &mut Segmentation, coherence: &Plane<f32>) {
+    let (w, h) = (seg.mask.width, seg.mask.height);
+    let bw = w.div_ceil(SEG_BLOCK);
+    let bh = h.div_ceil(SEG_BLOCK);
+    let mut blocks = Plane::<bool>::new(bw, bh);
+    for by in 0..bh {
+        for bx in 0..bw {
+            let (mut s, mut n) = (0f32, 0f32);
+            let mut fg = false;
+            for y in by * SEG_BLOCK..((by + 1) * SEG_BLOCK).min(h) {
+                for x in bx * SEG_BLOCK..((bx + 1) * SEG_BLOCK).min(w) {
+                    s += coherence.at(x, y);
+                    n += 1.0;
+                    fg |= seg.mask.at(x, y);
+                }
+            }
+            blocks.set(bx, by, fg && s / n.max(1.0) >= SEG_MIN_COHERENCE);
+        }
+    }
+    majority_smooth(&mut blocks);
+    keep_largest_and_fill(&mut blocks);
+    seg.mask = blocks_to_pixels(&blocks, w, h);
+    let fg = seg.mask.data.iter().filter(|&&b| b).count();
+    seg.fraction = fg as f32 / (w * h) as f32;
+}
+
+fn blocks_to_pixels(blocks: &Plane<bool>, w: usize, h: usize) -> Plane<bool> {
+    let mut mask = Plane::<bool>::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            mask.set(x, y, blocks.at(x / SEG_BLOCK, y / SEG_BLOCK));
+        }
+    }
+    mask
+}
+
+fn majority_smooth(blocks: &mut Plane<bool>) {
+    let (bw, bh) = (blocks.width, blocks.height);
     for _ in 0..SEG_SMOOTH_PASSES {
         let prev = blocks.clone();
         for by in 0..bh as isize {
@@ -67,21 +121,6 @@ pub(crate) fn segment(img: &Plane<f32>) -> Segmentation {
                 blocks.set(bx as usize, by as usize, votes * 2 > total);
             }
         }
-    }
-    keep_largest_and_fill(&mut blocks);
-    let mut mask = Plane::<bool>::new(w, h);
-    let mut fg = 0usize;
-    for y in 0..h {
-        for x in 0..w {
-            let v = blocks.at(x / SEG_BLOCK, y / SEG_BLOCK);
-            mask.set(x, y, v);
-            fg += usize::from(v);
-        }
-    }
-    Segmentation {
-        mask,
-        fraction: fg as f32 / (w * h) as f32,
-        contrast,
     }
 }
 
