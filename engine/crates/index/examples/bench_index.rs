@@ -7,12 +7,13 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "faiss")]
+use sinhtrac_index::bench::ExtraMethods;
 use sinhtrac_index::bench::{run, BenchSpec, DataKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut spec = BenchSpec::default();
     let mut json: Option<PathBuf> = None;
-    let mut hnsw_max = 200_000usize;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -39,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--batch1-queries" => spec.batch1_queries = v.parse()?,
             "--vectors" => spec.vectors = Some(PathBuf::from(v)),
             "--json" => json = Some(PathBuf::from(v)),
-            "--hnsw-max-rows" => hnsw_max = v.parse()?,
+            "--hnsw-max-rows" => spec.hnsw_max_rows = v.parse()?,
             "--no-faiss" => {
                 spec.faiss = false;
                 i += 1;
@@ -49,14 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         i += 2;
     }
-    let _ = hnsw_max;
     #[cfg(feature = "faiss")]
-    let extra = move |ctx: &sinhtrac_index::bench::BenchContext<'_>| {
-        sinhtrac_index::ann::bench_methods(ctx, hnsw_max)
+    let extra: Option<ExtraMethods<'_>> = if spec.faiss {
+        Some(&sinhtrac_index::ann::bench_methods)
+    } else {
+        None
     };
-    #[cfg(feature = "faiss")]
-    let extra: Option<sinhtrac_index::bench::ExtraMethods<'_>> =
-        if spec.faiss { Some(&extra) } else { None };
     #[cfg(not(feature = "faiss"))]
     let extra = None;
     let mut table = run(&spec, extra)?;

@@ -21,7 +21,7 @@ use faiss::index::autotune::ParameterSpace;
 use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 
-use crate::bench::{BenchContext, Searcher};
+use crate::bench::{BenchContext, NamedMethod, Searcher};
 use crate::error::{IndexError, Result};
 use crate::flat::topk::Scored;
 use crate::flat::{FlatIndex, Hit, SearchParams};
@@ -410,15 +410,12 @@ fn peer(
 }
 
 /// The FAISS peers and our ANN tier for [`crate::bench::run`]: IndexFlatIP,
-/// IndexScalarQuantizer SQ8, IVF (Flat), HNSW when `n ≤ hnsw_max_rows`, and our
+/// IndexScalarQuantizer SQ8, IVF (Flat), HNSW when `n ≤ spec.hnsw_max_rows`, and our
 /// IVF+SQ8 / HNSW with exact re-rank.
-pub fn bench_methods<'a>(
-    ctx: &BenchContext<'a>,
-    hnsw_max_rows: usize,
-) -> Result<Vec<(String, f64, Box<dyn Searcher + 'a>)>> {
+pub fn bench_methods<'a>(ctx: &BenchContext<'a>) -> Result<Vec<NamedMethod<'a>>> {
     let n = ctx.vectors.len() / ctx.dim;
     let nlist = ((n as f64).sqrt() * 1.0).round().clamp(16.0, 4096.0) as usize;
-    let mut out: Vec<(String, f64, Box<dyn Searcher + 'a>)> = Vec::new();
+    let mut out: Vec<NamedMethod<'a>> = Vec::new();
     let (b, p) = peer(ctx, "Flat", &[], Some(4))?;
     out.push(("faiss-flat-ip".into(), b, Box::new(p)));
     let (b, p) = peer(ctx, "SQ8", &[], Some(1))?;
@@ -448,7 +445,7 @@ pub fn bench_methods<'a>(
             }),
         ));
     }
-    if n <= hnsw_max_rows {
+    if n <= ctx.spec.hnsw_max_rows {
         let (b, p) = peer(ctx, "HNSW32", &[("efSearch", 128.0)], None)?;
         out.push(("faiss-hnsw32-ef128".into(), b, Box::new(p)));
     }
