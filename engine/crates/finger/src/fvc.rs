@@ -79,6 +79,8 @@ pub struct DatabaseReport {
     pub fvc: ErrorRates,
     /// Extended impostor set (genuine as in `fvc`).
     pub extended: ErrorRates,
+    /// Threshold giving FMR ≤ 0.1% on the extended impostor set.
+    pub threshold_fmr1000: f32,
 }
 
 /// Results for a tree of databases.
@@ -292,6 +294,7 @@ pub fn evaluate_database(
         match_us_mean: timed.iter().sum::<f64>() / timed.len().max(1) as f64,
         fvc: error_rates(&g, &only(&standard)),
         extended: error_rates(&g, &only(&extended)),
+        threshold_fmr1000: threshold_for_fmr(&only(&extended), 1e-3),
     })
 }
 

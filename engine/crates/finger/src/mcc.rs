@@ -452,6 +452,9 @@ fn disc_cells() -> u32 {
     })
 }
 
+const RHO_DIST_CUTOFF: f32 = MCC_RHO_DIST.0 - 9.2 / MCC_RHO_DIST.1;
+const RHO_ANGLE_CUTOFF: f32 = MCC_RHO_DIR.0 - 9.2 / MCC_RHO_DIR.1;
+
 /// Local similarity sort with relaxation.
 fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
     let (na, nb) = (a.cylinders.len(), b.cylinders.len());
@@ -499,11 +502,20 @@ fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
                 let da = (at.x - ak.x).hypot(at.y - ak.y);
                 let db = (bt.x - bk.x).hypot(bt.y - bk.y);
                 let d1 = (da - db).abs();
+                // Early outs: past these the sigmoids are < 1e-4, so ρ ≈ 0
+                // and the atan2/exp work (most of LSS-R's cost on impostor
+                // pairs) can be skipped.
+                if d1 > RHO_DIST_CUTOFF {
+                    continue;
+                }
                 let d2 = signed_diff(
                     signed_diff(at.angle, ak.angle),
                     signed_diff(bt.angle, bk.angle),
                 )
                 .abs();
+                if d2 > RHO_ANGLE_CUTOFF {
+                    continue;
+                }
                 let ra = signed_diff(at.angle, (ak.y - at.y).atan2(ak.x - at.x));
                 let rb = signed_diff(bt.angle, (bk.y - bt.y).atan2(bk.x - bt.x));
                 let d3 = signed_diff(ra, rb).abs();

@@ -44,7 +44,18 @@ pub(crate) fn segment(img: &Plane<f32>) -> Segmentation {
             block_std.set(bx, by, s / n.max(1.0));
         }
     }
-    let mut sorted = block_std.data.clone();
+    // Contrast = 95th percentile over the non-flat blocks, so that a small
+    // print on a large blank canvas is reported as too little foreground
+    // rather than as low contrast.
+    let mut sorted: Vec<f32> = block_std
+        .data
+        .iter()
+        .copied()
+        .filter(|&v| v > SEG_ABS_THRESHOLD)
+        .collect();
+    if sorted.is_empty() {
+        sorted = block_std.data.clone();
+    }
     sorted.sort_by(|a, b| a.total_cmp(b));
     let contrast = sorted[((sorted.len() - 1) as f32 * 0.95) as usize];
     let thr = (contrast * SEG_REL_THRESHOLD).max(SEG_ABS_THRESHOLD);
