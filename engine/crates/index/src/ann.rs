@@ -14,7 +14,7 @@
 //! environment of the process, not from Rust.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use faiss::index::autotune::ParameterSpace;
@@ -88,6 +88,26 @@ pub fn choose_tier(rows: usize, recall_target: f64) -> Tier {
     })
 }
 
+/// Sets nprobe (IVF) / efSearch (HNSW) on a FAISS index.
+fn set_params(
+    ix: &IndexImpl,
+    factory: &str,
+    nprobe: Option<usize>,
+    ef: Option<usize>,
+) -> Result<()> {
+    let ps = ParameterSpace::new().map_err(fe)?;
+    let f = factory.to_ascii_uppercase();
+    if let (Some(np), true) = (nprobe, f.contains("IVF")) {
+        ps.set_index_parameter(ix, "nprobe", np as f64)
+            .map_err(fe)?;
+    }
+    if let (Some(ef), true) = (ef, f.contains("HNSW")) {
+        ps.set_index_parameter(ix, "efSearch", ef as f64)
+            .map_err(fe)?;
+    }
+    Ok(())
+}
+
 #[derive(serde::Serialize, serde::Deserialize, PartialEq)]
 struct Meta {
     version: u32,
@@ -152,21 +172,11 @@ impl AnnIndex {
     }
 
     fn apply_params(&self) -> Result<()> {
-        let ps = ParameterSpace::new().map_err(fe)?;
         let ix = self
             .index
             .lock()
             .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-        let f = self.cfg.factory.to_ascii_uppercase();
-        if let (Some(np), true) = (self.cfg.nprobe, f.contains("IVF")) {
-            ps.set_index_parameter(&*ix, "nprobe", np as f64)
-                .map_err(fe)?;
-        }
-        if let (Some(ef), true) = (self.cfg.ef_search, f.contains("HNSW")) {
-            ps.set_index_parameter(&*ix, "efSearch", ef as f64)
-                .map_err(fe)?;
-        }
-        Ok(())
+        set_params(&ix, &self.cfg.factory, self.cfg.nprobe, self.cfg.ef_search)
     }
 
     /// The configuration.
@@ -243,6 +253,26 @@ impl AnnIndex {
         k: usize,
         params: &SearchParams,
     ) -> Result<Vec<Vec<Hit>>> {
+        self.search_batch_tuned(
+            flat,
+            queries,
+            k,
+            params,
+            self.cfg.nprobe,
+            self.cfg.ef_search,
+        )
+    }
+
+    /// As [`AnnIndex::search_batch`], with nprobe / efSearch for this call.
+    pub fn search_batch_tuned(
+        &self,
+        flat: &FlatIndex,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+        nprobe: Option<usize>,
+        ef_search: Option<usize>,
+    ) -> Result<Vec<Vec<Hit>>> {
         if !self.is_fresh_for(flat) {
             return Err(IndexError::InvalidArgument(
                 "ANN index is stale for this flat index: rebuild it".into(),
@@ -258,6 +288,7 @@ impl AnnIndex {
                 .index
                 .lock()
                 .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+            set_params(&ix, &self.cfg.factory, nprobe, ef_search)?;
             ix.search(&p.f32, kc).map_err(fe)?
         };
         let mut out = Vec::with_capacity(p.nq);
@@ -308,19 +339,24 @@ impl AnnIndex {
 
 /// A FAISS index used directly as a bench peer (labels = ids = rows).
 pub struct FaissPeer {
-    index: Mutex<IndexImpl>,
+    index: Arc<Mutex<IndexImpl>>,
+    factory: String,
+    nprobe: Option<usize>,
+    ef_search: Option<usize>,
     bytes_scanned: Option<usize>,
     memory: usize,
 }
 
 impl Searcher for FaissPeer {
     fn search(&self, q: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
-        let res = self
-            .index
-            .lock()
-            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?
-            .search(q, k)
-            .map_err(fe)?;
+        let res = {
+            let mut ix = self
+                .index
+                .lock()
+                .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
+            set_params(&ix, &self.factory, self.nprobe, self.ef_search)?;
+            ix.search(q, k).map_err(fe)?
+        };
         Ok(res
             .labels
             .chunks(k)
@@ -344,15 +380,25 @@ impl Searcher for FaissPeer {
 /// Our ANN tier as a bench method.
 pub struct AnnSearcher<'a> {
     /// The ANN index.
-    pub ann: AnnIndex,
+    pub ann: Arc<AnnIndex>,
     /// The flat store it re-ranks from.
     pub flat: &'a FlatIndex,
+    /// nprobe for this method.
+    pub nprobe: Option<usize>,
+    /// efSearch for this method.
+    pub ef_search: Option<usize>,
 }
 
 impl Searcher for AnnSearcher<'_> {
     fn search(&self, q: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
-        self.ann
-            .search_batch(self.flat, q, k, &SearchParams::default())
+        self.ann.search_batch_tuned(
+            self.flat,
+            q,
+            k,
+            &SearchParams::default(),
+            self.nprobe,
+            self.ef_search,
+        )
     }
     fn memory_bytes(&self) -> usize {
         self.ann.serialized_bytes().unwrap_or(0) + self.flat.memory_bytes()
@@ -362,12 +408,11 @@ impl Searcher for AnnSearcher<'_> {
     }
 }
 
-fn peer(
+/// Builds a FAISS index on the bench vectors: (build seconds, index, serialised bytes).
+fn faiss_build(
     ctx: &BenchContext<'_>,
     factory: &str,
-    params: &[(&str, f64)],
-    bytes_per_value: Option<usize>,
-) -> Result<(f64, FaissPeer)> {
+) -> Result<(f64, Arc<Mutex<IndexImpl>>, usize)> {
     let t = Instant::now();
     let n = ctx.vectors.len() / ctx.dim;
     let mut index = index_factory(ctx.dim as u32, factory, MetricType::InnerProduct).map_err(fe)?;
@@ -383,10 +428,6 @@ fn peer(
         index.train(&sample).map_err(fe)?;
     }
     index.add(ctx.vectors).map_err(fe)?;
-    let ps = ParameterSpace::new().map_err(fe)?;
-    for (name, v) in params {
-        ps.set_index_parameter(&index, name, *v).map_err(fe)?;
-    }
     let build = t.elapsed().as_secs_f64();
     let a = AnnIndex {
         cfg: AnnConfig::new(factory),
@@ -395,59 +436,67 @@ fn peer(
         rows: n,
     };
     let memory = a.serialized_bytes()?;
-    let index = a
-        .index
-        .into_inner()
-        .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-    Ok((
-        build,
-        FaissPeer {
-            index: Mutex::new(index),
-            bytes_scanned: bytes_per_value.map(|b| n * ctx.dim * b),
-            memory,
-        },
-    ))
+    Ok((build, Arc::new(a.index), memory))
 }
 
 /// The FAISS peers and our ANN tier for [`crate::bench::run`]: IndexFlatIP,
-/// IndexScalarQuantizer SQ8, IVF (Flat), HNSW when `n ≤ spec.hnsw_max_rows`, and our
-/// IVF+SQ8 / HNSW with exact re-rank.
+/// IndexScalarQuantizer SQ8, IVF-Flat (nprobe 16 / 64), HNSW32 when
+/// `n ≤ spec.hnsw_max_rows`, and our IVF-SQ8 with exact re-rank (nprobe 16 / 64).
 pub fn bench_methods<'a>(ctx: &BenchContext<'a>) -> Result<Vec<NamedMethod<'a>>> {
     let n = ctx.vectors.len() / ctx.dim;
-    let nlist = ((n as f64).sqrt() * 1.0).round().clamp(16.0, 4096.0) as usize;
+    let nlist = ((n as f64).sqrt()).round().clamp(16.0, 4096.0) as usize;
     let mut out: Vec<NamedMethod<'a>> = Vec::new();
-    let (b, p) = peer(ctx, "Flat", &[], Some(4))?;
-    out.push(("faiss-flat-ip".into(), b, Box::new(p)));
-    let (b, p) = peer(ctx, "SQ8", &[], Some(1))?;
-    out.push(("faiss-sq8".into(), b, Box::new(p)));
-    for nprobe in [16usize, 64] {
-        let (b, p) = peer(
-            ctx,
-            &format!("IVF{nlist},Flat"),
-            &[("nprobe", nprobe as f64)],
-            None,
-        )?;
-        out.push((format!("faiss-ivf{nlist},flat-np{nprobe}"), b, Box::new(p)));
-    }
-    for nprobe in [16usize, 64] {
-        let cfg = AnnConfig {
-            nprobe: Some(nprobe),
-            ..AnnConfig::new(&format!("IVF{nlist},SQ8"))
+    let peer =
+        |index: &Arc<Mutex<IndexImpl>>, factory: &str, nprobe, ef, bpv: Option<usize>, memory| {
+            FaissPeer {
+                index: index.clone(),
+                factory: factory.to_string(),
+                nprobe,
+                ef_search: ef,
+                bytes_scanned: bpv.map(|b| n * ctx.dim * b),
+                memory,
+            }
         };
-        let t = Instant::now();
-        let ann = AnnIndex::build(ctx.exact, &cfg)?;
+    for (name, factory, bpv) in [("faiss-flat-ip", "Flat", 4), ("faiss-sq8", "SQ8", 1)] {
+        let (b, ix, m) = faiss_build(ctx, factory)?;
+        out.push((
+            name.into(),
+            b,
+            Box::new(peer(&ix, factory, None, None, Some(bpv), m)),
+        ));
+    }
+    let ivf = format!("IVF{nlist},Flat");
+    let (b, ix, m) = faiss_build(ctx, &ivf)?;
+    for nprobe in [16usize, 64] {
+        out.push((
+            format!("faiss-ivf{nlist},flat-np{nprobe}"),
+            b,
+            Box::new(peer(&ix, &ivf, Some(nprobe), None, None, m)),
+        ));
+    }
+    let cfg = AnnConfig::new(&format!("IVF{nlist},SQ8"));
+    let t = Instant::now();
+    let ann = Arc::new(AnnIndex::build(ctx.exact, &cfg)?);
+    let b = t.elapsed().as_secs_f64();
+    for nprobe in [16usize, 64] {
         out.push((
             format!("ours-ivf{nlist},sq8-np{nprobe}+rerank"),
-            t.elapsed().as_secs_f64(),
+            b,
             Box::new(AnnSearcher {
-                ann,
+                ann: ann.clone(),
                 flat: ctx.exact,
+                nprobe: Some(nprobe),
+                ef_search: None,
             }),
         ));
     }
     if n <= ctx.spec.hnsw_max_rows {
-        let (b, p) = peer(ctx, "HNSW32", &[("efSearch", 128.0)], None)?;
-        out.push(("faiss-hnsw32-ef128".into(), b, Box::new(p)));
+        let (b, ix, m) = faiss_build(ctx, "HNSW32")?;
+        out.push((
+            "faiss-hnsw32-ef128".into(),
+            b,
+            Box::new(peer(&ix, "HNSW32", None, Some(128), None, m)),
+        ));
     }
     Ok(out)
 }

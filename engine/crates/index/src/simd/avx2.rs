@@ -227,6 +227,15 @@ macro_rules! drive_tile {
      $micro2:expr, $micro1:expr, $pair:expr) => {{
         let (qp, nq, rp, nr, dim, out) = ($qp, $nq, $rp, $nr, $dim, $out);
         let mut r = 0;
+        // One query is memory-bound: read rows strictly in order (one ascending
+        // stream, which the L2 streamer prefetches best) instead of four rows
+        // side by side, which measured ~25% slower on 512-byte rows.
+        if nq == 1 {
+            while r < nr {
+                *out.add(r) = $pair(qp, rp.add(r * dim), dim);
+                r += 1;
+            }
+        }
         while r + 4 <= nr {
             let mut q = 0;
             while q + 2 <= nq {
