@@ -52,7 +52,7 @@ pub struct Cylinder {
 #[derive(Debug, Clone)]
 pub struct SearchTemplate {
     cylinders: Vec<Cylinder>,
-    coarse: Vec<[u64; 2]>,
+    coarse: Vec<CoarseCode>,
 }
 
 impl SearchTemplate {
@@ -313,42 +313,74 @@ fn inside_enlarged_hull(hull: &[(f32, f32)], x: f32, y: f32, offset: f32) -> boo
     inside || min_d <= offset
 }
 
-/// 128-bit coarse code: 2×2 spatial cells × 3 direction layers pooled into
-/// one bit (set when enough fine bits are), for the pre-selection pass.
-fn coarse_code(c: &Cylinder) -> [u64; 2] {
-    let mut out = [0u64; 2];
+/// Pre-selection code of one cylinder: 2×2 spatial cells × 3 direction
+/// layers pooled into one bit (128 bits), the pooled validity mask, and
+/// the minutia direction quantised to 256 steps.
+#[derive(Debug, Clone, Copy)]
+struct CoarseCode {
+    bits: [u64; 2],
+    mask: [u64; 2],
+    angle: u8,
+}
+
+fn coarse_code(c: &Cylinder) -> CoarseCode {
+    let mut bits = [0u64; 2];
+    let mut mask = [0u64; 2];
     let half = MCC_NS / 2;
     for dl in 0..2 {
         for cj in 0..half {
             for ci in 0..half {
-                let mut n = 0;
+                let (mut n, mut valid) = (0, 0);
                 for k in dl * 3..dl * 3 + 3 {
                     for (dj, di) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                         let bit = k * CELLS + (2 * cj + dj) * MCC_NS + 2 * ci + di;
                         n += ((c.bits[bit / 64] >> (bit % 64)) & 1) as u32;
+                        valid += ((c.mask[bit / 64] >> (bit % 64)) & 1) as u32;
                     }
                 }
+                let b = dl * 64 + cj * half + ci;
                 if n >= COARSE_MIN_FINE_BITS {
-                    let b = dl * 64 + cj * half + ci;
-                    out[b / 64] |= 1 << (b % 64);
+                    bits[b / 64] |= 1 << (b % 64);
+                }
+                // Valid when most of its 12 fine cells are.
+                if valid >= 8 {
+                    mask[b / 64] |= 1 << (b % 64);
                 }
             }
         }
     }
-    out
+    CoarseCode {
+        bits,
+        mask,
+        angle: ((c.angle / TAU * 256.0) as i32).rem_euclid(256) as u8,
+    }
 }
 
-fn coarse_similarity(a: &[[u64; 2]], b: &[[u64; 2]]) -> u32 {
-    // For each probe code the nearest candidate code (Hamming); a close
-    // code earns up to 64 points.
+/// Sum over probe codes of the best Dice-style similarity (×256) against
+/// the candidate's codes, over commonly valid cells, for directions within
+/// ±90°: the MCC-Bit local similarity on a 12× smaller code, without the
+/// square roots.
+fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
     let mut total = 0;
     for p in a {
-        let mut best = 128;
+        let mut best = 0u32;
         for q in b {
-            let d = (p[0] ^ q[0]).count_ones() + (p[1] ^ q[1]).count_ones();
-            best = best.min(d);
+            // ±64 steps of 256 = ±90°; wrapping i8 arithmetic is the wrap.
+            if (p.angle.wrapping_sub(q.angle) as i8).unsigned_abs() > 64 {
+                continue;
+            }
+            let m0 = p.mask[0] & q.mask[0];
+            let m1 = p.mask[1] & q.mask[1];
+            let (a0, a1) = (p.bits[0] & m0, p.bits[1] & m1);
+            let (b0, b1) = (q.bits[0] & m0, q.bits[1] & m1);
+            let sum = a0.count_ones() + a1.count_ones() + b0.count_ones() + b1.count_ones();
+            if sum == 0 || (m0.count_ones() + m1.count_ones()) < 48 {
+                continue;
+            }
+            let diff = (a0 ^ b0).count_ones() + (a1 ^ b1).count_ones();
+            best = best.max(256 - 256 * diff / sum);
         }
-        total += 64u32.saturating_sub(best);
+        total += best;
     }
     total
 }
