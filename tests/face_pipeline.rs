@@ -1,1 +1,299 @@
+//! The face pipeline on real models and real images: what a bank's or an insurer's integration relies on.
 
+use image::{DynamicImage, ImageFormat, RgbImage};
+use sinhtrac_engine::face::{FaceConfig, FaceEngine, FaceError, MultiFacePolicy};
+use sinhtrac_engine::runtime::ModelError;
+use sinhtrac_engine::template::{Template, TemplateError};
+use sinhtrac_engine::Error;
+use sinhtrac_tests::{cosine, datasets, encode, engine, lfw, rgb, with_exif_orientation};
+
+/// The decision threshold at FMR = 1e-3 on LFW impostor pairs (see README, "Accuracy").
+const THRESHOLD_FMR_1E3: f32 = 0.33;
+
+fn face_error(r: sinhtrac_engine::Result<impl std::fmt::Debug>) -> FaceError {
+    match r {
+        Err(Error::Face(e)) => e,
+        other => panic!("expected a face error, got {other:?}"),
+    }
+}
+
+#[test]
+fn same_person_is_above_and_different_people_below_the_threshold() {
+    let e = engine();
+    let t = |name: &str, i: u32| e.extract(&rgb(&lfw(name, i))).unwrap().template;
+    let (a1, a3, a4) = (
+        t("Aaron_Peirsol", 1),
+        t("Aaron_Peirsol", 3),
+        t("Aaron_Peirsol", 4),
+    );
+    let (s1, s2) = (t("Aaron_Sorkin", 1), t("Aaron_Sorkin", 2));
+    for (x, y) in [(&a1, &a3), (&a1, &a4), (&a3, &a4), (&s1, &s2)] {
+        let s = x.similarity(y).unwrap();
+        assert!(s > THRESHOLD_FMR_1E3, "same person scored {s}");
+    }
+    for (x, y) in [(&a1, &s1), (&a3, &s2), (&a4, &s1)] {
+        let s = x.similarity(y).unwrap();
+        assert!(s < THRESHOLD_FMR_1E3, "different people scored {s}");
+    }
+}
+
+#[test]
+fn an_image_without_a_face_is_no_face() {
+    // A fingerprint is a real photo with no face in it; a flat grey frame too.
+    let finger = datasets().join("fingerprints/fvc2002/DB1_B/101_1.tif");
+    assert_eq!(
+        face_error(engine().extract(&rgb(&finger))),
+        FaceError::NoFace
+    );
+    assert_eq!(
+        face_error(engine().extract(&RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128])))),
+        FaceError::NoFace
+    );
+}
+
+fn two_faces() -> RgbImage {
+    let (a, b) = (rgb(&lfw("Aaron_Peirsol", 1)), rgb(&lfw("Aaron_Sorkin", 1)));
+    let mut canvas = RgbImage::from_pixel(520, 260, image::Rgb([40, 40, 40]));
+    image::imageops::overlay(&mut canvas, &a, 0, 5);
+    // The second face smaller, so "largest" has a clear answer.
+    let small = image::imageops::resize(&b, 190, 190, image::imageops::FilterType::Triangle);
+    image::imageops::overlay(&mut canvas, &small, 300, 30);
+    canvas
+}
+
+#[test]
+fn several_faces_use_the_largest_or_are_refused_in_strict_mode() {
+    let canvas = two_faces();
+    let e = engine();
+    let faces = e.detector.detect(&canvas).unwrap();
+    assert!(
+        faces.len() >= 2,
+        "expected two faces, found {}",
+        faces.len()
+    );
+    // Default policy: the largest face, which is Aaron Peirsol's.
+    let chosen = e.extract(&canvas).unwrap();
+    assert!(chosen.detection.bbox.x < 250.0);
+    assert!(chosen.faces_in_image >= 2);
+    let alone = e.extract(&rgb(&lfw("Aaron_Peirsol", 1))).unwrap();
+    let c = cosine(chosen.vector(), alone.vector());
+    assert!(
+        c > 0.9,
+        "largest face scored {c} against the same photo alone ({:?})",
+        chosen.detection
+    );
+    // Strict policy: refused with the count.
+    let strict = FaceEngine::load(FaceConfig {
+        multi_face: MultiFacePolicy::Strict,
+        ..FaceConfig::default()
+    })
+    .unwrap();
+    assert!(
+        matches!(face_error(strict.extract(&canvas)), FaceError::MultipleFaces { count } if count >= 2)
+    );
+}
+
+#[test]
+fn a_tiny_face_is_too_small() {
+    // An LFW photo shrunk to 64 px on a large canvas: the face is ~25 px wide.
+    let small = image::imageops::resize(
+        &rgb(&lfw("Aaron_Peirsol", 1)),
+        64,
+        64,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut canvas = RgbImage::from_pixel(400, 300, image::Rgb([90, 90, 90]));
+    image::imageops::overlay(&mut canvas, &small, 150, 100);
+    match face_error(engine().extract(&canvas)) {
+        FaceError::TooSmall { size_px, min_px } => assert!(size_px < min_px),
+        other => panic!("expected TooSmall, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_truncated_and_bomb_inputs_are_typed_errors_through_the_engine() {
+    let e = engine();
+    let jpeg = std::fs::read(lfw("Aaron_Peirsol", 1)).unwrap();
+    assert_eq!(
+        e.decode(&jpeg[..jpeg.len() / 3])
+            .map(|_| ())
+            .unwrap_err()
+            .reason(),
+        "IMAGE_CORRUPT"
+    );
+    assert_eq!(
+        e.decode(&sinhtrac_tests::png_with_forged_size(60_000, 60_000))
+            .map(|_| ())
+            .unwrap_err()
+            .reason(),
+        "IMAGE_TOO_LARGE"
+    );
+    assert_eq!(
+        e.decode(b"\xFF\xD8\xFF\xE0garbage")
+            .map(|_| ())
+            .unwrap_err()
+            .reason(),
+        "IMAGE_CORRUPT"
+    );
+}
+
+#[test]
+fn an_exif_rotated_photo_gives_the_same_embedding() {
+    let upright = rgb(&lfw("Aaron_Peirsol", 1));
+    let stored = DynamicImage::ImageRgb8(image::imageops::rotate90(&upright));
+    // EXIF 8: rotate 270° clockwise (90° anticlockwise) to display.
+    let bytes = with_exif_orientation(&encode(&stored, ImageFormat::Jpeg), 8);
+    let e = engine();
+    let decoded = e.decode(&bytes).unwrap();
+    assert_eq!(decoded.exif_orientation, 8);
+    let a = e.extract(&upright).unwrap();
+    let b = e.extract(&decoded.rgb).unwrap();
+    let c = cosine(a.vector(), b.vector());
+    assert!(c >= 0.99, "EXIF-rotated copy scored {c}");
+    // Without applying the orientation the face would be sideways: make sure the test can tell.
+    let sideways = e
+        .extract(&stored.to_rgb8())
+        .map(|t| cosine(a.vector(), t.vector()));
+    assert!(!matches!(sideways, Ok(c) if c >= 0.99));
+}
+
+#[test]
+fn liveness_samples_are_classified_correctly() {
+    let e = engine();
+    let pad = datasets().join("face_pad_samples");
+    for (file, live) in [
+        ("minivision_image_F1.jpg", false),
+        ("minivision_image_F2.jpg", false),
+        ("minivision_image_T1.jpg", true),
+    ] {
+        let (_, r) = e.liveness(&rgb(&pad.join(file))).unwrap();
+        assert_eq!(r.live, live, "{file}: score {} ({:?})", r.score, r.models);
+        assert!((0.0..=1.0).contains(&r.score));
+    }
+    // The 128-px MiniFASNetV2-SE model agrees on its own.
+    let v2se = FaceEngine::load(FaceConfig {
+        liveness: Some(vec!["antispoof-v2se-128".into()]),
+        ..FaceConfig::default()
+    })
+    .unwrap();
+    for (file, live) in [
+        ("minivision_image_F1.jpg", false),
+        ("minivision_image_F2.jpg", false),
+        ("minivision_image_T1.jpg", true),
+    ] {
+        let (_, r) = v2se.liveness(&rgb(&pad.join(file))).unwrap();
+        assert_eq!(
+            r.live, live,
+            "{file} with antispoof-v2se-128: score {}",
+            r.score
+        );
+    }
+}
+
+#[test]
+fn templates_round_trip_and_refuse_other_versions_and_models() {
+    let t = engine()
+        .extract(&rgb(&lfw("Aaron_Peirsol", 1)))
+        .unwrap()
+        .template;
+    let bytes = t.encode();
+    let back = Template::decode(&bytes).unwrap();
+    assert_eq!(back, t);
+    assert_eq!(back.vector().unwrap().len(), 128);
+    assert!((t.similarity(&back).unwrap() - 1.0).abs() < 1e-6);
+    let mut future = bytes.clone();
+    future[4] = 2; // format version 2
+    assert!(matches!(
+        Template::decode(&future),
+        Err(TemplateError::UnsupportedVersion { found: 2, .. })
+    ));
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xFF;
+    assert_eq!(Template::decode(&corrupt), Err(TemplateError::BadChecksum));
+    let mut other = t.clone();
+    other.model_id = "sface-128".into();
+    assert!(matches!(
+        t.similarity(&other),
+        Err(TemplateError::ModelMismatch { .. })
+    ));
+}
+
+#[test]
+fn enrolment_refuses_low_quality_faces_with_a_reason() {
+    // A heavily blurred copy passes detection but fails the sharpness gate.
+    let img = rgb(&lfw("Aaron_Peirsol", 1));
+    let blurred = image::imageops::blur(&img, 4.0);
+    let e = engine();
+    assert!(e.extract_for_enrolment(&img).is_ok());
+    match face_error(e.extract_for_enrolment(&blurred)) {
+        FaceError::LowQuality {
+            measure,
+            value,
+            limit,
+        } => {
+            assert_eq!(measure, "sharpness");
+            assert!(value < limit);
+        }
+        other => panic!("expected LowQuality, got {other:?}"),
+    }
+}
+
+#[test]
+fn batched_extraction_matches_one_by_one() {
+    let e = engine();
+    let imgs: Vec<RgbImage> = [
+        ("Aaron_Peirsol", 1),
+        ("Aaron_Sorkin", 2),
+        ("Aaron_Peirsol", 3),
+    ]
+    .iter()
+    .map(|(n, i)| rgb(&lfw(n, *i)))
+    .collect();
+    let batch = e.extract_many(&imgs);
+    for (img, b) in imgs.iter().zip(batch) {
+        let one = e.extract(img).unwrap();
+        assert!(cosine(one.vector(), b.unwrap().vector()) > 0.9999);
+    }
+}
+
+fn copy_models_to(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(sinhtrac_engine::paths::models_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "onnx") {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_missing_or_tampered_model_is_a_clear_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("sinhtrac-models-{}", std::process::id()));
+    copy_models_to(&dir);
+    let config = || {
+        let mut c = FaceConfig::default();
+        c.runtime.models_dir = dir.clone();
+        c
+    };
+    assert!(FaceEngine::load(config()).is_ok());
+    let emb = dir.join("mobilefacenet_128d.onnx");
+    let mut bytes = std::fs::read(&emb).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&emb, &bytes).unwrap();
+    match FaceEngine::load(config()) {
+        Err(Error::Model(ModelError::ChecksumMismatch { id, path, .. })) => {
+            assert_eq!(id, "mobilefacenet-128");
+            assert_eq!(path, emb);
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    std::fs::remove_file(&emb).unwrap();
+    let err = FaceEngine::load(config()).unwrap_err();
+    assert!(
+        matches!(err, Error::Model(ModelError::ModelMissing { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("mobilefacenet_128d.onnx"));
+    std::fs::remove_dir_all(&dir).ok();
+}

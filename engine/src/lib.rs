@@ -8,6 +8,8 @@
 //! - [`runtime`]: the ONNX Runtime environment, the model manifest and checksum-verified sessions.
 //! - [`face`]: detection (YuNet), 5-point alignment, embedding, passive liveness and quality.
 //! - [`template`]: the versioned, checksummed binary template and template comparison.
+//! - [`decision`]: calibrated thresholds: a score becomes a decision at a stated false-match rate.
+//! - [`protocols`]: evaluation protocols (LFW) over datasets on disk.
 //! - [`paths`]: where models, the runtime library and datasets are found.
 //!
 //! ```
@@ -23,10 +25,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod decision;
 pub mod error;
 pub mod face;
 pub mod image;
 pub mod paths;
+pub mod protocols;
 pub mod runtime;
 pub mod template;
 

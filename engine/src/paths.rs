@@ -6,6 +6,7 @@
 //! | shared folder (models, datasets) | `SINHTRAC_SHARED` | `../shared` beside the checkout |
 //! | model weights | `SINHTRAC_MODELS` | `models/weights` in the checkout, else `$SINHTRAC_SHARED/models` |
 //! | ONNX Runtime library | `ORT_DYLIB_PATH` | `$SINHTRAC_HOME/onnxruntime-1.32.0/libonnxruntime.so` |
+//! | calibration files | `SINHTRAC_CALIBRATION` | `models/calibration` in the checkout |
 //! | runtime home | `SINHTRAC_HOME` | `~/.cache/sinhtrac` |
 
 use std::path::PathBuf;
@@ -19,7 +20,9 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The shared folder holding `models/` and `datasets/`.
@@ -43,6 +46,11 @@ pub fn models_dir() -> PathBuf {
     } else {
         shared_dir().join("models")
     }
+}
+
+/// Folder of calibration files (`SINHTRAC_CALIBRATION`, default `models/calibration` in the checkout).
+pub fn calibration_dir() -> PathBuf {
+    env_path("SINHTRAC_CALIBRATION").unwrap_or_else(|| workspace_root().join("models/calibration"))
 }
 
 /// Where sinhtrac keeps the runtime library and caches.

@@ -36,7 +36,10 @@ pub struct Similarity {
 impl Similarity {
     /// Map a point.
     pub fn apply(&self, [x, y]: [f32; 2]) -> [f32; 2] {
-        [self.a * x - self.b * y + self.tx, self.b * x + self.a * y + self.ty]
+        [
+            self.a * x - self.b * y + self.tx,
+            self.b * x + self.a * y + self.ty,
+        ]
     }
 
     /// Uniform scale factor.
@@ -56,7 +59,12 @@ impl Similarity {
             return None;
         }
         let (a, b) = (self.a / det, -self.b / det);
-        Some(Similarity { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) })
+        Some(Similarity {
+            a,
+            b,
+            tx: -(a * self.tx - b * self.ty),
+            ty: -(b * self.tx + a * self.ty),
+        })
     }
 }
 
@@ -68,7 +76,9 @@ pub fn estimate_similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similar
     }
     let n = src.len() as f64;
     let mean = |p: &[[f32; 2]]| {
-        let (sx, sy) = p.iter().fold((0f64, 0f64), |(sx, sy), q| (sx + q[0] as f64, sy + q[1] as f64));
+        let (sx, sy) = p.iter().fold((0f64, 0f64), |(sx, sy), q| {
+            (sx + q[0] as f64, sy + q[1] as f64)
+        });
         (sx / n, sy / n)
     };
     let (msx, msy) = mean(src);
@@ -87,12 +97,65 @@ pub fn estimate_similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similar
     let (a, b) = (num_a / den, num_b / den);
     let tx = mdx - (a * msx - b * msy);
     let ty = mdy - (b * msx + a * msy);
-    Some(Similarity { a: a as f32, b: b as f32, tx: tx as f32, ty: ty as f32 })
+    Some(Similarity {
+        a: a as f32,
+        b: b as f32,
+        tx: tx as f32,
+        ty: ty as f32,
+    })
+}
+
+/// Robust similarity estimate (least median of squares over every pair of points, then a least-squares
+/// refit on the inliers), as OpenCV's `estimateAffinePartial2D(.., LMEDS)`: one badly placed landmark
+/// (an occluded mouth corner, a mis-detected eye) no longer drags the whole alignment.
+pub fn estimate_similarity_robust(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similarity> {
+    let n = src.len();
+    if n != dst.len() || n < 2 {
+        return None;
+    }
+    if n < 4 {
+        return estimate_similarity(src, dst);
+    }
+    let residual = |t: &Similarity, i: usize| {
+        let p = t.apply(src[i]);
+        let (dx, dy) = (p[0] - dst[i][0], p[1] - dst[i][1]);
+        dx * dx + dy * dy
+    };
+    let mut best: Option<(f32, Similarity)> = None;
+    for i in 0..n {
+        for j in i + 1..n {
+            let Some(t) = estimate_similarity(&[src[i], src[j]], &[dst[i], dst[j]]) else {
+                continue;
+            };
+            let mut r: Vec<f32> = (0..n).map(|k| residual(&t, k)).collect();
+            r.sort_by(f32::total_cmp);
+            let median = r[n / 2];
+            if best.as_ref().is_none_or(|(m, _)| median < *m) {
+                best = Some((median, t));
+            }
+        }
+    }
+    let (median, t) = best?;
+    // OpenCV's LMedS inlier bound: 2.5 × robust sigma, sigma = 1.4826 (1 + 5 / (n − 2)) √median.
+    let sigma = 1.4826 * (1.0 + 5.0 / (n as f32 - 2.0)) * median.sqrt();
+    let bound = (2.5 * sigma).powi(2).max(1e-6);
+    let inliers: Vec<usize> = (0..n).filter(|&k| residual(&t, k) <= bound).collect();
+    if inliers.len() < 2 {
+        return Some(t);
+    }
+    let s: Vec<[f32; 2]> = inliers.iter().map(|&k| src[k]).collect();
+    let d: Vec<[f32; 2]> = inliers.iter().map(|&k| dst[k]).collect();
+    estimate_similarity(&s, &d)
 }
 
 /// Warp `src` with `transform` (source → destination coordinates) into a `width`×`height` image.
 /// Each destination pixel samples the source bilinearly at the inverse-mapped point; outside is black.
-pub fn warp_affine(src: &RgbImage, transform: &Similarity, width: u32, height: u32) -> Option<RgbImage> {
+pub fn warp_affine(
+    src: &RgbImage,
+    transform: &Similarity,
+    width: u32,
+    height: u32,
+) -> Option<RgbImage> {
     let inv = transform.inverse()?;
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
@@ -125,7 +188,12 @@ pub fn warp_affine(src: &RgbImage, transform: &Similarity, width: u32, height: u
 
 /// Align a face given its five landmarks onto the ArcFace template at `size`×`size`.
 pub fn align_face(src: &RgbImage, landmarks: &[[f32; 2]; 5], size: u32) -> Option<RgbImage> {
-    let t = estimate_similarity(landmarks, &arcface_template(size))?;
+    let robust = std::env::var_os("SINHTRAC_ALIGN_ROBUST").is_some();
+    let t = if robust {
+        estimate_similarity_robust(landmarks, &arcface_template(size))?
+    } else {
+        estimate_similarity(landmarks, &arcface_template(size))?
+    };
     warp_affine(src, &t, size, size)
 }
 
@@ -139,8 +207,19 @@ mod tests {
 
     #[test]
     fn recovers_a_known_similarity_exactly() {
-        let truth = Similarity { a: 0.8 * 30f32.to_radians().cos(), b: 0.8 * 30f32.to_radians().sin(), tx: 12.0, ty: -7.5 };
-        let src = [[10.0, 20.0], [60.0, 22.0], [35.0, 45.0], [15.0, 70.0], [58.0, 71.0]];
+        let truth = Similarity {
+            a: 0.8 * 30f32.to_radians().cos(),
+            b: 0.8 * 30f32.to_radians().sin(),
+            tx: 12.0,
+            ty: -7.5,
+        };
+        let src = [
+            [10.0, 20.0],
+            [60.0, 22.0],
+            [35.0, 45.0],
+            [15.0, 70.0],
+            [58.0, 71.0],
+        ];
         let dst = src.map(|p| truth.apply(p));
         let est = estimate_similarity(&src, &dst).unwrap();
         assert!(close(est.a, truth.a, 1e-5) && close(est.b, truth.b, 1e-5));
@@ -151,7 +230,12 @@ mod tests {
 
     #[test]
     fn inverse_round_trips() {
-        let t = Similarity { a: 1.3, b: -0.4, tx: 5.0, ty: 9.0 };
+        let t = Similarity {
+            a: 1.3,
+            b: -0.4,
+            tx: 5.0,
+            ty: 9.0,
+        };
         let inv = t.inverse().unwrap();
         let p = [17.0, -3.0];
         let q = inv.apply(t.apply(p));
@@ -162,14 +246,21 @@ mod tests {
     fn degenerate_points_are_refused() {
         let same = [[5.0, 5.0]; 5];
         assert!(estimate_similarity(&same, &ARCFACE_112).is_none());
-        assert!(estimate_similarity(&[[f32::NAN, 0.0], [1.0, 1.0]], &[[0.0, 0.0], [1.0, 1.0]]).is_none());
+        assert!(
+            estimate_similarity(&[[f32::NAN, 0.0], [1.0, 1.0]], &[[0.0, 0.0], [1.0, 1.0]])
+                .is_none()
+        );
     }
 
     #[test]
     fn least_squares_is_robust_to_symmetric_noise() {
         // Template points translated by (100, 50) with ±1 px noise that cancels: estimate stays near identity.
         let noise = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0], [0.0, 0.0]];
-        let src: Vec<[f32; 2]> = ARCFACE_112.iter().zip(noise).map(|(p, n)| [p[0] + 100.0 + n[0], p[1] + 50.0 + n[1]]).collect();
+        let src: Vec<[f32; 2]> = ARCFACE_112
+            .iter()
+            .zip(noise)
+            .map(|(p, n)| [p[0] + 100.0 + n[0], p[1] + 50.0 + n[1]])
+            .collect();
         let t = estimate_similarity(&src, &ARCFACE_112).unwrap();
         assert!(close(t.scale(), 1.0, 0.03));
         assert!(close(t.rotation().to_degrees(), 0.0, 1.5));
@@ -178,13 +269,26 @@ mod tests {
     #[test]
     fn warp_with_pure_translation_shifts_pixels() {
         let src = RgbImage::from_fn(20, 20, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 0]));
-        let t = Similarity { a: 1.0, b: 0.0, tx: -5.0, ty: -3.0 };
+        let t = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: -5.0,
+            ty: -3.0,
+        };
         let out = warp_affine(&src, &t, 10, 10).unwrap();
         assert_eq!(out.get_pixel(0, 0).0, [50, 30, 0]);
         assert_eq!(out.get_pixel(4, 2).0, [90, 50, 0]);
         // Outside the source is black.
-        let far = Similarity { a: 1.0, b: 0.0, tx: 100.0, ty: 0.0 };
-        assert!(warp_affine(&src, &far, 4, 4).unwrap().pixels().all(|p| p.0 == [0, 0, 0]));
+        let far = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 100.0,
+            ty: 0.0,
+        };
+        assert!(warp_affine(&src, &far, 4, 4)
+            .unwrap()
+            .pixels()
+            .all(|p| p.0 == [0, 0, 0]));
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub struct Detector {
     max_side: u32,
     align: u32,
     fixed: Option<u32>,
+    upscale: bool,
     /// Minimum score for a detection to be kept.
     pub score_threshold: f32,
     nms_iou: f32,
@@ -75,7 +76,9 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("model", &self.model.entry().id).finish()
+        f.debug_struct("Detector")
+            .field("model", &self.model.entry().id)
+            .finish()
     }
 }
 
@@ -87,15 +90,21 @@ impl Detector {
         let decoder = if entry.output.starts_with("yunet") {
             Decoder::YuNet
         } else if entry.output.starts_with("scrfd") {
-            Decoder::Scrfd { anchors: entry.param_f32("anchors", 2.0)? as usize }
+            Decoder::Scrfd {
+                anchors: entry.param_f32("anchors", 2.0)? as usize,
+            }
         } else {
-            return Err(ModelError::Manifest(format!("{}: unknown detector output '{}'", entry.id, entry.output)));
+            return Err(ModelError::Manifest(format!(
+                "{}: unknown detector output '{}'",
+                entry.id, entry.output
+            )));
         };
         Ok(Detector {
             decoder,
             max_side: entry.param_f32("max_side", 640.0)? as u32,
             align: (entry.param_f32("align", 32.0)? as u32).max(1),
             fixed: entry.param("fixed").and_then(|v| v.parse().ok()),
+            upscale: entry.param("upscale") == Some("1"),
             score_threshold: entry.param_f32("score", 0.6)?,
             nms_iou: entry.param_f32("nms_iou", 0.3)?,
             model: ModelSession::load(entry, config)?,
@@ -111,8 +120,18 @@ impl Detector {
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, ModelError> {
         let (w, h) = img.dimensions();
         let limit = self.fixed.unwrap_or(self.max_side) as f32;
-        let scale = (limit / w.max(h) as f32).min(1.0);
-        let (sw, sh) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+        // Small images are enlarged up to `limit` when the manifest says `upscale=1`: YuNet's landmarks
+        // are more precise on faces of 200+ px than on the ~100 px faces of a 250 px photo.
+        let fit = limit / w.max(h) as f32;
+        let scale = if self.upscale || std::env::var_os("SINHTRAC_DET_UPSCALE").is_some() {
+            fit
+        } else {
+            fit.min(1.0)
+        };
+        let (sw, sh) = (
+            ((w as f32 * scale).round() as u32).max(1),
+            ((h as f32 * scale).round() as u32).max(1),
+        );
         let scaled;
         let src = if (sw, sh) == (w, h) {
             img
@@ -127,10 +146,14 @@ impl Detector {
         };
         let entry = self.model.entry();
         let tensor = planar_tensor(src, pw, ph, entry.colour, entry.mean, entry.std);
-        let outputs = self.model.run_f32(&[1, 3, ph as usize, pw as usize], &tensor)?;
+        let outputs = self
+            .model
+            .run_f32(&[1, 3, ph as usize, pw as usize], &tensor)?;
         let mut found = match self.decoder {
             Decoder::YuNet => self.decode_yunet(&outputs, pw as usize, ph as usize)?,
-            Decoder::Scrfd { anchors } => self.decode_scrfd(&outputs, pw as usize, ph as usize, anchors)?,
+            Decoder::Scrfd { anchors } => {
+                self.decode_scrfd(&outputs, pw as usize, ph as usize, anchors)?
+            }
         };
         let mut kept = nms(&mut found, self.nms_iou);
         let (sx, sy) = (sw as f32 / w as f32, sh as f32 / h as f32);
@@ -148,7 +171,12 @@ impl Detector {
         Ok(kept)
     }
 
-    fn decode_yunet(&self, outputs: &[crate::runtime::Output], pw: usize, ph: usize) -> Result<Vec<Detection>, ModelError> {
+    fn decode_yunet(
+        &self,
+        outputs: &[crate::runtime::Output],
+        pw: usize,
+        ph: usize,
+    ) -> Result<Vec<Detection>, ModelError> {
         let id = self.model_id();
         let mut found = Vec::new();
         for s in STRIDES {
@@ -158,8 +186,15 @@ impl Detector {
             let kps = &output(outputs, id, &format!("kps_{s}"))?.data;
             let cols = pw / s;
             let anchors = cols * (ph / s);
-            if cls.len() < anchors || obj.len() < anchors || bbox.len() < anchors * 4 || kps.len() < anchors * 10 {
-                return Err(ModelError::inference(id, format!("stride {s}: output smaller than {anchors} anchors")));
+            if cls.len() < anchors
+                || obj.len() < anchors
+                || bbox.len() < anchors * 4
+                || kps.len() < anchors * 10
+            {
+                return Err(ModelError::inference(
+                    id,
+                    format!("stride {s}: output smaller than {anchors} anchors"),
+                ));
             }
             let sf = s as f32;
             for i in 0..anchors {
@@ -172,9 +207,15 @@ impl Detector {
                 let (cx, cy) = ((col + b[0]) * sf, (row + b[1]) * sf);
                 let (bw, bh) = (b[2].exp() * sf, b[3].exp() * sf);
                 let k = &kps[i * 10..i * 10 + 10];
-                let landmarks = std::array::from_fn(|j| [(col + k[2 * j]) * sf, (row + k[2 * j + 1]) * sf]);
+                let landmarks =
+                    std::array::from_fn(|j| [(col + k[2 * j]) * sf, (row + k[2 * j + 1]) * sf]);
                 found.push(Detection {
-                    bbox: FaceBox { x: cx - bw / 2.0, y: cy - bh / 2.0, width: bw, height: bh },
+                    bbox: FaceBox {
+                        x: cx - bw / 2.0,
+                        y: cy - bh / 2.0,
+                        width: bw,
+                        height: bh,
+                    },
                     landmarks,
                     score,
                 });
@@ -183,18 +224,34 @@ impl Detector {
         Ok(found)
     }
 
-    fn decode_scrfd(&self, outputs: &[crate::runtime::Output], pw: usize, ph: usize, per_cell: usize) -> Result<Vec<Detection>, ModelError> {
+    fn decode_scrfd(
+        &self,
+        outputs: &[crate::runtime::Output],
+        pw: usize,
+        ph: usize,
+        per_cell: usize,
+    ) -> Result<Vec<Detection>, ModelError> {
         let id = self.model_id();
         if outputs.len() < 9 {
-            return Err(ModelError::inference(id, format!("expected 9 outputs, got {}", outputs.len())));
+            return Err(ModelError::inference(
+                id,
+                format!("expected 9 outputs, got {}", outputs.len()),
+            ));
         }
         let mut found = Vec::new();
         for (level, s) in STRIDES.into_iter().enumerate() {
-            let (scores, bbox, kps) = (&outputs[level].data, &outputs[level + 3].data, &outputs[level + 6].data);
+            let (scores, bbox, kps) = (
+                &outputs[level].data,
+                &outputs[level + 3].data,
+                &outputs[level + 6].data,
+            );
             let cols = pw / s;
             let anchors = cols * (ph / s) * per_cell;
             if scores.len() < anchors || bbox.len() < anchors * 4 || kps.len() < anchors * 10 {
-                return Err(ModelError::inference(id, format!("stride {s}: output smaller than {anchors} anchors")));
+                return Err(ModelError::inference(
+                    id,
+                    format!("stride {s}: output smaller than {anchors} anchors"),
+                ));
             }
             let sf = s as f32;
             for i in 0..anchors {
@@ -205,10 +262,25 @@ impl Detector {
                 let cell = i / per_cell;
                 let (cx, cy) = ((cell % cols) as f32 * sf, (cell / cols) as f32 * sf);
                 let b = &bbox[i * 4..i * 4 + 4];
-                let (x1, y1, x2, y2) = (cx - b[0] * sf, cy - b[1] * sf, cx + b[2] * sf, cy + b[3] * sf);
+                let (x1, y1, x2, y2) = (
+                    cx - b[0] * sf,
+                    cy - b[1] * sf,
+                    cx + b[2] * sf,
+                    cy + b[3] * sf,
+                );
                 let k = &kps[i * 10..i * 10 + 10];
-                let landmarks = std::array::from_fn(|j| [cx + k[2 * j] * sf, cy + k[2 * j + 1] * sf]);
-                found.push(Detection { bbox: FaceBox { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, landmarks, score });
+                let landmarks =
+                    std::array::from_fn(|j| [cx + k[2 * j] * sf, cy + k[2 * j + 1] * sf]);
+                found.push(Detection {
+                    bbox: FaceBox {
+                        x: x1,
+                        y: y1,
+                        width: x2 - x1,
+                        height: y2 - y1,
+                    },
+                    landmarks,
+                    score,
+                });
             }
         }
         Ok(found)
@@ -217,7 +289,14 @@ impl Detector {
 
 /// Pack an RGB image into a zero-padded planar (NCHW) tensor of `pw`×`ph` in the model's colour order
 /// and normalisation. Padding holds the value of a black pixel.
-pub(crate) fn planar_tensor(img: &RgbImage, pw: u32, ph: u32, colour: Colour, mean: f32, std: f32) -> Vec<f32> {
+pub(crate) fn planar_tensor(
+    img: &RgbImage,
+    pw: u32,
+    ph: u32,
+    colour: Colour,
+    mean: f32,
+    std: f32,
+) -> Vec<f32> {
     let (w, h) = (img.width().min(pw) as usize, img.height().min(ph) as usize);
     let plane = pw as usize * ph as usize;
     let inv = 1.0 / std;
@@ -266,13 +345,32 @@ mod tests {
     use super::*;
 
     fn det(x: f32, score: f32) -> Detection {
-        Detection { bbox: FaceBox { x, y: 0.0, width: 10.0, height: 10.0 }, landmarks: [[0.0; 2]; 5], score }
+        Detection {
+            bbox: FaceBox {
+                x,
+                y: 0.0,
+                width: 10.0,
+                height: 10.0,
+            },
+            landmarks: [[0.0; 2]; 5],
+            score,
+        }
     }
 
     #[test]
     fn iou_of_known_boxes() {
-        let a = FaceBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
-        let b = FaceBox { x: 5.0, y: 0.0, width: 10.0, height: 10.0 };
+        let a = FaceBox {
+            x: 0.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
+        let b = FaceBox {
+            x: 5.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
         assert_eq!(a.iou(&FaceBox { x: 20.0, ..a }), 0.0);
     }

@@ -18,29 +18,49 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("model", &self.model.entry().id).field("dim", &self.dim).finish()
+        f.debug_struct("Embedder")
+            .field("model", &self.model.entry().id)
+            .field("dim", &self.dim)
+            .finish()
     }
 }
 
 impl Embedder {
     /// Load the embedder described by `entry`.
     pub fn load(entry: &ModelEntry, config: &RuntimeConfig) -> Result<Self, ModelError> {
-        let size = entry
-            .fixed_dim(2)
-            .ok_or_else(|| ModelError::Manifest(format!("{}: embedder input must have a fixed size", entry.id)))?;
+        let size = entry.fixed_dim(2).ok_or_else(|| {
+            ModelError::Manifest(format!(
+                "{}: embedder input must have a fixed size",
+                entry.id
+            ))
+        })?;
         let dim = entry.param_f32("dim", 0.0)? as usize;
         if dim == 0 {
-            return Err(ModelError::Manifest(format!("{}: embedder needs a dim= parameter", entry.id)));
+            return Err(ModelError::Manifest(format!(
+                "{}: embedder needs a dim= parameter",
+                entry.id
+            )));
         }
         let model = ModelSession::load(entry, config)?;
         let max_batch = if entry.fixed_dim(0).is_some() { 1 } else { 32 };
-        let embedder = Embedder { model, size: size as u32, dim, max_batch };
+        let embedder = Embedder {
+            model,
+            size: size as u32,
+            dim,
+            max_batch,
+        };
         // Probe once: a batch-dynamic manifest entry whose graph is in fact fixed falls back to batch 1.
         if embedder.max_batch > 1 {
             let probe = vec![RgbImage::new(embedder.size, embedder.size); 2];
-            if embedder.run_batch(&probe.iter().collect::<Vec<_>>()).is_err() {
+            if embedder
+                .run_batch(&probe.iter().collect::<Vec<_>>())
+                .is_err()
+            {
                 tracing::debug!(model = %entry.id, "batch inference unsupported, using batch 1");
-                return Ok(Embedder { max_batch: 1, ..embedder });
+                return Ok(Embedder {
+                    max_batch: 1,
+                    ..embedder
+                });
             }
         }
         Ok(embedder)
@@ -90,31 +110,56 @@ impl Embedder {
             if face.dimensions() != (self.size, self.size) {
                 return Err(ModelError::inference(
                     &entry.id,
-                    format!("crop is {:?}, model takes {}x{}", face.dimensions(), self.size, self.size),
+                    format!(
+                        "crop is {:?}, model takes {}x{}",
+                        face.dimensions(),
+                        self.size,
+                        self.size
+                    ),
                 ));
             }
-            input.extend(planar_tensor(face, self.size, self.size, entry.colour, entry.mean, entry.std));
+            input.extend(planar_tensor(
+                face,
+                self.size,
+                self.size,
+                entry.colour,
+                entry.mean,
+                entry.std,
+            ));
         }
         let s = self.size as usize;
         let outputs = self.model.run_f32(&[n, 3, s, s], &input)?;
-        let first = outputs.first().ok_or_else(|| ModelError::inference(&entry.id, "no output"))?;
+        let first = outputs
+            .first()
+            .ok_or_else(|| ModelError::inference(&entry.id, "no output"))?;
         if first.data.len() != n * self.dim {
             return Err(ModelError::inference(
                 &entry.id,
-                format!("output has {} values, expected {n}x{}", first.data.len(), self.dim),
+                format!(
+                    "output has {} values, expected {n}x{}",
+                    first.data.len(),
+                    self.dim
+                ),
             ));
         }
         first
             .data
             .chunks(self.dim)
-            .map(|v| l2_normalised(v).ok_or_else(|| ModelError::inference(&entry.id, "non-finite or zero embedding")))
+            .map(|v| {
+                l2_normalised(v)
+                    .ok_or_else(|| ModelError::inference(&entry.id, "non-finite or zero embedding"))
+            })
             .collect()
     }
 }
 
 /// `v / |v|`, or None when `v` is zero or not finite.
 pub fn l2_normalised(v: &[f32]) -> Option<Vec<f32>> {
-    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|x| (*x as f64) * (*x as f64))
+        .sum::<f64>()
+        .sqrt();
     if !norm.is_finite() || norm <= 1e-12 {
         return None;
     }

@@ -60,14 +60,25 @@ pub struct LivenessScorer {
 
 impl std::fmt::Debug for LivenessScorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.models.iter().map(|m| m.session.entry().id.as_str()).collect();
-        f.debug_struct("LivenessScorer").field("models", &ids).field("threshold", &self.threshold).finish()
+        let ids: Vec<&str> = self
+            .models
+            .iter()
+            .map(|m| m.session.entry().id.as_str())
+            .collect();
+        f.debug_struct("LivenessScorer")
+            .field("models", &ids)
+            .field("threshold", &self.threshold)
+            .finish()
     }
 }
 
 impl LivenessScorer {
     /// Load the given liveness models.
-    pub fn load(entries: &[&ModelEntry], threshold: f32, config: &RuntimeConfig) -> Result<Self, ModelError> {
+    pub fn load(
+        entries: &[&ModelEntry],
+        threshold: f32,
+        config: &RuntimeConfig,
+    ) -> Result<Self, ModelError> {
         if entries.is_empty() {
             return Err(ModelError::Manifest("no liveness model selected".into()));
         }
@@ -78,18 +89,26 @@ impl LivenessScorer {
                 Some("reflect") => CropRule::Reflect { scale },
                 _ => CropRule::Clamp { scale },
             };
-            let size = e
-                .fixed_dim(2)
-                .ok_or_else(|| ModelError::Manifest(format!("{}: liveness input must have a fixed size", e.id)))?;
+            let size = e.fixed_dim(2).ok_or_else(|| {
+                ModelError::Manifest(format!("{}: liveness input must have a fixed size", e.id))
+            })?;
             let real_class = if e.output.contains("real=0") { 0 } else { 1 };
-            models.push(LivenessModel { session: ModelSession::load(e, config)?, crop, size: size as u32, real_class });
+            models.push(LivenessModel {
+                session: ModelSession::load(e, config)?,
+                crop,
+                size: size as u32,
+                real_class,
+            });
         }
         Ok(LivenessScorer { models, threshold })
     }
 
     /// Model ids, in scoring order.
     pub fn model_ids(&self) -> Vec<String> {
-        self.models.iter().map(|m| m.session.entry().id.clone()).collect()
+        self.models
+            .iter()
+            .map(|m| m.session.entry().id.clone())
+            .collect()
     }
 
     /// Score the face in `bbox` of `img`.
@@ -98,24 +117,42 @@ impl LivenessScorer {
         for m in &self.models {
             let entry = m.session.entry();
             let crop = match m.crop {
-                CropRule::Clamp { scale } => resize_bilinear(&crop_clamped(img, bbox, scale), m.size, m.size),
-                CropRule::Reflect { scale } => resize_area(&crop_reflect(img, bbox, scale), m.size, m.size),
+                CropRule::Clamp { scale } => {
+                    resize_bilinear(&crop_clamped(img, bbox, scale), m.size, m.size)
+                }
+                CropRule::Reflect { scale } => {
+                    resize_area(&crop_reflect(img, bbox, scale), m.size, m.size)
+                }
             };
             let s = m.size as usize;
             let tensor = planar_tensor(&crop, m.size, m.size, entry.colour, entry.mean, entry.std);
             let outputs = m.session.run_f32(&[1, 3, s, s], &tensor)?;
-            let logits = &outputs.first().ok_or_else(|| ModelError::inference(&entry.id, "no output"))?.data;
+            let logits = &outputs
+                .first()
+                .ok_or_else(|| ModelError::inference(&entry.id, "no output"))?
+                .data;
             if logits.len() <= m.real_class {
                 return Err(ModelError::inference(&entry.id, "too few output classes"));
             }
             let real = softmax(logits)[m.real_class];
             if !real.is_finite() {
-                return Err(ModelError::inference(&entry.id, "non-finite liveness score"));
+                return Err(ModelError::inference(
+                    &entry.id,
+                    "non-finite liveness score",
+                ));
             }
-            scores.push(ModelScore { model: entry.id.clone(), real });
+            scores.push(ModelScore {
+                model: entry.id.clone(),
+                real,
+            });
         }
         let score = scores.iter().map(|s| s.real).sum::<f32>() / scores.len() as f32;
-        Ok(LivenessResult { score, threshold: self.threshold, live: score >= self.threshold, models: scores })
+        Ok(LivenessResult {
+            score,
+            threshold: self.threshold,
+            live: score >= self.threshold,
+            models: scores,
+        })
     }
 }
 
@@ -134,7 +171,8 @@ fn crop_clamped(img: &RgbImage, b: &FaceBox, scale: f32) -> RgbImage {
     let scale = scale.min((sh - 1.0) / bh).min((sw - 1.0) / bw);
     let (nw, nh) = (bw * scale, bh * scale);
     let (cx, cy) = (b.x + bw / 2.0, b.y + bh / 2.0);
-    let (mut x1, mut y1, mut x2, mut y2) = (cx - nw / 2.0, cy - nh / 2.0, cx + nw / 2.0, cy + nh / 2.0);
+    let (mut x1, mut y1, mut x2, mut y2) =
+        (cx - nw / 2.0, cy - nh / 2.0, cx + nw / 2.0, cy + nh / 2.0);
     if x1 < 0.0 {
         x2 -= x1;
         x1 = 0.0;
@@ -176,7 +214,10 @@ fn reflect101(i: i64, n: i64) -> i64 {
 fn crop_reflect(img: &RgbImage, b: &FaceBox, scale: f32) -> RgbImage {
     let side = (b.width.max(b.height) * scale).round().max(1.0) as i64;
     let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
-    let (x0, y0) = ((cx - side as f32 / 2.0).round() as i64, (cy - side as f32 / 2.0).round() as i64);
+    let (x0, y0) = (
+        (cx - side as f32 / 2.0).round() as i64,
+        (cy - side as f32 / 2.0).round() as i64,
+    );
     let (w, h) = (img.width() as i64, img.height() as i64);
     RgbImage::from_fn(side as u32, side as u32, |x, y| {
         let sx = reflect101(x0 + x as i64, w) as u32;
@@ -198,7 +239,12 @@ mod tests {
     #[test]
     fn clamped_crop_stays_inside_and_keeps_scale() {
         let img = RgbImage::new(640, 480);
-        let near_edge = FaceBox { x: 10.0, y: 10.0, width: 100.0, height: 120.0 };
+        let near_edge = FaceBox {
+            x: 10.0,
+            y: 10.0,
+            width: 100.0,
+            height: 120.0,
+        };
         let c = crop_clamped(&img, &near_edge, 2.7);
         assert_eq!(c.width(), 271); // 270 px + inclusive corner
         assert!(c.height() <= 480);

@@ -17,6 +17,7 @@ pub use embed::Embedder;
 pub use liveness::{LivenessResult, LivenessScorer};
 pub use quality::{FaceQuality, QualityThresholds};
 
+use crate::decision::{Calibrations, Decision};
 use crate::image::{decode, DecodeLimits, DecodedImage};
 use crate::runtime::{Manifest, ModelError, Role, RuntimeConfig};
 use crate::template::{QualitySummary, Template};
@@ -98,12 +99,18 @@ pub struct FaceConfig {
     pub multi_face: MultiFacePolicy,
     /// Smallest accepted face (shorter box side, pixels).
     pub min_face_px: f32,
+    /// Detector score above which a face counts as certain (preferred when choosing, counted in strict mode).
+    pub confident_score: f32,
     /// Enrolment quality gate.
     pub quality: QualityThresholds,
     /// Liveness decision threshold on the [0, 1] score.
     pub liveness_threshold: f32,
     /// Image decoding limits.
     pub limits: DecodeLimits,
+    /// Folder of calibration files.
+    pub calibration_dir: std::path::PathBuf,
+    /// The false-match rate decisions are made at, unless a call names another.
+    pub target_fmr: f64,
 }
 
 impl Default for FaceConfig {
@@ -116,9 +123,12 @@ impl Default for FaceConfig {
             detection_threshold: None,
             multi_face: MultiFacePolicy::Largest,
             min_face_px: 32.0,
+            confident_score: 0.85,
             quality: QualityThresholds::default(),
             liveness_threshold: 0.5,
             limits: DecodeLimits::default(),
+            calibration_dir: crate::paths::calibration_dir(),
+            target_fmr: 1e-4,
         }
     }
 }
@@ -165,6 +175,8 @@ pub struct FaceEngine {
     pub embedder: Embedder,
     /// The liveness scorer.
     pub liveness: LivenessScorer,
+    /// Calibrated thresholds.
+    pub calibrations: Calibrations,
     config: FaceConfig,
 }
 
@@ -181,7 +193,10 @@ impl FaceEngine {
         let det_entry = pick(&config.detector, Role::Detector)?;
         let emb_entry = pick(&config.embedder, Role::Embedder)?;
         let live_entries = match &config.liveness {
-            Some(ids) => ids.iter().map(|id| manifest.get(id)).collect::<Result<Vec<_>, _>>()?,
+            Some(ids) => ids
+                .iter()
+                .map(|id| manifest.get(id))
+                .collect::<Result<Vec<_>, _>>()?,
             None => manifest.defaults(Role::Liveness).collect(),
         };
         let mut detector = Detector::load(det_entry, &config.runtime)?;
@@ -189,8 +204,16 @@ impl FaceEngine {
             detector.score_threshold = t;
         }
         let embedder = Embedder::load(emb_entry, &config.runtime)?;
-        let liveness = LivenessScorer::load(&live_entries, config.liveness_threshold, &config.runtime)?;
-        Ok(FaceEngine { detector, embedder, liveness, config })
+        let liveness =
+            LivenessScorer::load(&live_entries, config.liveness_threshold, &config.runtime)?;
+        let calibrations = Calibrations::load_dir(&config.calibration_dir)?;
+        Ok(FaceEngine {
+            detector,
+            embedder,
+            liveness,
+            calibrations,
+            config,
+        })
     }
 
     /// The configuration in force.
@@ -204,19 +227,38 @@ impl FaceEngine {
     }
 
     /// Apply the face policy to detections (best first): pick one face or say why not.
+    ///
+    /// Faces detected with high confidence (≥ [`FaceConfig::confident_score`]) are preferred: a large,
+    /// low-confidence box (a face in a poster, a partial face at the frame edge) must not displace the
+    /// clear face of the person in front of the camera. Without confident faces, every face counts.
     pub fn select(&self, detections: &[Detection]) -> Result<Detection, FaceError> {
-        let largest = detections
+        let confident: Vec<&Detection> = detections
+            .iter()
+            .filter(|d| d.score >= self.config.confident_score)
+            .collect();
+        let candidates: Vec<&Detection> =
+            if confident.is_empty() || std::env::var_os("SINHTRAC_SELECT_ALL").is_some() {
+                detections.iter().collect()
+            } else {
+                confident
+            };
+        let largest = candidates
             .iter()
             .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
             .ok_or(FaceError::NoFace)?;
-        if self.config.multi_face == MultiFacePolicy::Strict && detections.len() > 1 {
-            return Err(FaceError::MultipleFaces { count: detections.len() });
+        if self.config.multi_face == MultiFacePolicy::Strict && candidates.len() > 1 {
+            return Err(FaceError::MultipleFaces {
+                count: candidates.len(),
+            });
         }
         let size = largest.bbox.width.min(largest.bbox.height);
         if size < self.config.min_face_px {
-            return Err(FaceError::TooSmall { size_px: size, min_px: self.config.min_face_px });
+            return Err(FaceError::TooSmall {
+                size_px: size,
+                min_px: self.config.min_face_px,
+            });
         }
-        Ok(largest.clone())
+        Ok((*largest).clone())
     }
 
     /// Detect, select, align and measure the face of an image.
@@ -226,7 +268,12 @@ impl FaceEngine {
         let crop = align::align_face(img, &detection.landmarks, self.embedder.input_size())
             .ok_or(FaceError::AlignmentFailed)?;
         let quality = quality::measure(&detection, &crop);
-        Ok(AlignedFace { detection, faces_in_image: detections.len(), crop, quality })
+        Ok(AlignedFace {
+            detection,
+            faces_in_image: detections.len(),
+            crop,
+            quality,
+        })
     }
 
     fn template_of(&self, face: AlignedFace, vector: &[f32]) -> Result<FaceTemplate> {
@@ -241,16 +288,34 @@ impl FaceEngine {
             roll_deg: q.roll_deg,
             overall: 0.0,
         };
-        let template = Template::face_vector(self.embedder.model_id(), self.embedder.model_sha256(), vector, summary)?;
-        Ok(FaceTemplate { template, detection: face.detection, faces_in_image: face.faces_in_image, quality: q })
+        let template = Template::face_vector(
+            self.embedder.model_id(),
+            self.embedder.model_sha256(),
+            vector,
+            summary,
+        )?;
+        Ok(FaceTemplate {
+            template,
+            detection: face.detection,
+            faces_in_image: face.faces_in_image,
+            quality: q,
+        })
     }
 
     /// The full pipeline on a decoded image: a template of its face.
     pub fn extract(&self, img: &RgbImage) -> Result<FaceTemplate> {
         let face = self.align(img)?;
-        let vector = self.embedder.embed(&[&face.crop])?.into_iter().next().ok_or_else(|| {
-            Error::Model(ModelError::inference(self.embedder.model_id(), "no embedding returned"))
-        })?;
+        let vector = self
+            .embedder
+            .embed(&[&face.crop])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Model(ModelError::inference(
+                    self.embedder.model_id(),
+                    "no embedding returned",
+                ))
+            })?;
         self.template_of(face, &vector)
     }
 
@@ -264,16 +329,32 @@ impl FaceEngine {
     /// Many images at once (enrolment, evaluation): detection and alignment in parallel with rayon,
     /// embeddings in batches. Results keep the input order; each image succeeds or fails on its own.
     pub fn extract_many(&self, images: &[RgbImage]) -> Vec<Result<FaceTemplate>> {
-        let aligned: Vec<Result<AlignedFace>> = images.par_iter().map(|img| self.align(img)).collect();
-        let crops: Vec<&RgbImage> = aligned.iter().filter_map(|a| a.as_ref().ok().map(|f| &f.crop)).collect();
+        let aligned: Vec<Result<AlignedFace>> =
+            images.par_iter().map(|img| self.align(img)).collect();
+        let crops: Vec<&RgbImage> = aligned
+            .iter()
+            .filter_map(|a| a.as_ref().ok().map(|f| &f.crop))
+            .collect();
         let batch = self.embedder.max_batch().max(8);
-        let vectors: Vec<Result<Vec<Vec<f32>>, ModelError>> =
-            crops.par_chunks(batch).map(|chunk| self.embedder.embed(chunk)).collect();
+        let vectors: Vec<Result<Vec<Vec<f32>>, ModelError>> = crops
+            .par_chunks(batch)
+            .map(|chunk| self.embedder.embed(chunk))
+            .collect();
         let mut flat = Vec::with_capacity(crops.len());
         for v in vectors {
             match v {
                 Ok(vs) => flat.extend(vs.into_iter().map(Ok)),
-                Err(e) => return aligned.iter().map(|_| Err(Error::Model(ModelError::inference(self.embedder.model_id(), &e)))).collect(),
+                Err(e) => {
+                    return aligned
+                        .iter()
+                        .map(|_| {
+                            Err(Error::Model(ModelError::inference(
+                                self.embedder.model_id(),
+                                &e,
+                            )))
+                        })
+                        .collect()
+                }
             }
         }
         let mut vectors = flat.into_iter();
@@ -282,11 +363,29 @@ impl FaceEngine {
             .map(|a| {
                 let face = a?;
                 let v: Result<Vec<f32>, Error> = vectors.next().unwrap_or_else(|| {
-                    Err(Error::Model(ModelError::inference(self.embedder.model_id(), "missing embedding")))
+                    Err(Error::Model(ModelError::inference(
+                        self.embedder.model_id(),
+                        "missing embedding",
+                    )))
                 });
                 self.template_of(face, &v?)
             })
             .collect()
+    }
+
+    /// Decide whether a face similarity is a match at `target_fmr` (default: the configured one), with
+    /// the embedder's calibration. An uncalibrated embedder cannot decide.
+    pub fn decide(&self, similarity: f32, target_fmr: Option<f64>) -> Result<Decision> {
+        let sha: String = self
+            .embedder
+            .model_sha256()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let fmr = target_fmr.unwrap_or(self.config.target_fmr);
+        Ok(self
+            .calibrations
+            .decide(self.embedder.model_id(), &sha, similarity, fmr)?)
     }
 
     /// Passive liveness of the selected face of an image.

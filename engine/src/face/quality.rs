@@ -77,10 +77,18 @@ impl QualityThresholds {
     /// Accept `q`, or say which measure failed and by how much.
     pub fn check(&self, q: &FaceQuality) -> Result<(), FaceError> {
         let fail = |measure: &'static str, value: f32, limit: f32| {
-            Err(FaceError::LowQuality { measure, value, limit })
+            Err(FaceError::LowQuality {
+                measure,
+                value,
+                limit,
+            })
         };
         if q.detection_score < self.min_detection_score {
-            return fail("detection_score", q.detection_score, self.min_detection_score);
+            return fail(
+                "detection_score",
+                q.detection_score,
+                self.min_detection_score,
+            );
         }
         if q.inter_eye_px < self.min_inter_eye_px {
             return fail("inter_eye_px", q.inter_eye_px, self.min_inter_eye_px);
@@ -128,10 +136,20 @@ pub fn measure(det: &Detection, aligned: &RgbImage) -> FaceQuality {
     let half_eye = (inter_eye / 2.0).max(1e-3);
     // Yaw: horizontal nose offset from the eye–mouth midline, as a share of half the eye distance.
     let midline_x = mouth_mid[0] / 2.0;
-    let yaw = ((n[0] - midline_x) / half_eye).clamp(-1.0, 1.0).asin().to_degrees();
+    let yaw = ((n[0] - midline_x) / half_eye)
+        .clamp(-1.0, 1.0)
+        .asin()
+        .to_degrees();
     // Pitch: where the nose sits between the eye line and the mouth (0.49 on the frontal template).
-    let ratio = if mouth_mid[1].abs() > 1e-3 { n[1] / mouth_mid[1] } else { 0.49 };
-    let pitch = ((ratio - 0.494) / 0.35).clamp(-1.0, 1.0).asin().to_degrees();
+    let ratio = if mouth_mid[1].abs() > 1e-3 {
+        n[1] / mouth_mid[1]
+    } else {
+        0.49
+    };
+    let pitch = ((ratio - 0.494) / 0.35)
+        .clamp(-1.0, 1.0)
+        .asin()
+        .to_degrees();
     let (sharpness, brightness, clipped) = grey_stats(aligned);
     FaceQuality {
         detection_score: det.score,
@@ -167,7 +185,11 @@ fn grey_stats(img: &RgbImage) -> (f32, f32, f32) {
             if !(5.0..250.0).contains(&c) {
                 clipped += 1;
             }
-            let lap = grey[(y - 1) * w + x] + grey[(y + 1) * w + x] + grey[y * w + x - 1] + grey[y * w + x + 1] - 4.0 * c;
+            let lap = grey[(y - 1) * w + x]
+                + grey[(y + 1) * w + x]
+                + grey[y * w + x - 1]
+                + grey[y * w + x + 1]
+                - 4.0 * c;
             sum += lap as f64;
             sum2 += (lap as f64) * (lap as f64);
             n += 1.0;
@@ -175,7 +197,11 @@ fn grey_stats(img: &RgbImage) -> (f32, f32, f32) {
     }
     let mean = sum / n;
     let var = (sum2 / n - mean * mean).max(0.0);
-    (var as f32, (g_sum / count as f64) as f32, clipped as f32 / count as f32)
+    (
+        var as f32,
+        (g_sum / count as f64) as f32,
+        clipped as f32 / count as f32,
+    )
 }
 
 #[cfg(test)]
@@ -186,7 +212,12 @@ mod tests {
 
     fn frontal(scale: f32) -> Detection {
         Detection {
-            bbox: FaceBox { x: 0.0, y: 0.0, width: 112.0 * scale, height: 112.0 * scale },
+            bbox: FaceBox {
+                x: 0.0,
+                y: 0.0,
+                width: 112.0 * scale,
+                height: 112.0 * scale,
+            },
             landmarks: ARCFACE_112.map(|[x, y]| [x * scale, y * scale]),
             score: 0.95,
         }
@@ -194,7 +225,9 @@ mod tests {
 
     #[test]
     fn frontal_template_has_near_zero_pose() {
-        let crop = RgbImage::from_fn(112, 112, |x, y| image::Rgb([((x * 7 + y * 13) % 256) as u8; 3]));
+        let crop = RgbImage::from_fn(112, 112, |x, y| {
+            image::Rgb([((x * 7 + y * 13) % 256) as u8; 3])
+        });
         let q = measure(&frontal(2.0), &crop);
         assert!(q.yaw_deg.abs() < 3.0, "yaw {}", q.yaw_deg);
         assert!(q.pitch_deg.abs() < 3.0, "pitch {}", q.pitch_deg);
@@ -206,11 +239,19 @@ mod tests {
     fn turned_head_has_large_yaw_and_is_refused() {
         let mut d = frontal(1.0);
         d.landmarks[2][0] += 16.0; // nose far towards one eye
-        let crop = RgbImage::from_fn(112, 112, |x, y| image::Rgb([((x * 7 + y * 13) % 256) as u8; 3]));
+        let crop = RgbImage::from_fn(112, 112, |x, y| {
+            image::Rgb([((x * 7 + y * 13) % 256) as u8; 3])
+        });
         let q = measure(&d, &crop);
         assert!(q.yaw_deg > 30.0, "yaw {}", q.yaw_deg);
-        let t = QualityThresholds { max_abs_yaw_deg: 25.0, ..QualityThresholds::default() };
-        assert!(matches!(t.check(&q), Err(FaceError::LowQuality { measure: "yaw", .. })));
+        let t = QualityThresholds {
+            max_abs_yaw_deg: 25.0,
+            ..QualityThresholds::default()
+        };
+        assert!(matches!(
+            t.check(&q),
+            Err(FaceError::LowQuality { measure: "yaw", .. })
+        ));
     }
 
     #[test]

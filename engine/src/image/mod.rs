@@ -108,7 +108,11 @@ fn format_name(f: ImageFormat) -> Option<&'static str> {
 
 fn map_decode_error(e: image::ImageError) -> ImageError {
     match e {
-        image::ImageError::Limits(l) => ImageError::TooLarge { width: 0, height: 0, reason: l.to_string() },
+        image::ImageError::Limits(l) => ImageError::TooLarge {
+            width: 0,
+            height: 0,
+            reason: l.to_string(),
+        },
         image::ImageError::Unsupported(u) => ImageError::UnsupportedFormat(format!(": {u}")),
         other => ImageError::Corrupt(other.to_string()),
     }
@@ -134,22 +138,61 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Image
         return Err(ImageError::Empty);
     }
     if bytes.len() > limits.max_bytes {
-        return Err(ImageError::TooManyBytes { bytes: bytes.len(), max: limits.max_bytes });
+        return Err(ImageError::TooManyBytes {
+            bytes: bytes.len(),
+            max: limits.max_bytes,
+        });
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let format = reader
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ImageError::Corrupt(e.to_string()))
+    };
+    let mut reader_main = reader()?;
+    let format = reader_main
         .format()
         .and_then(format_name)
         .ok_or_else(|| ImageError::UnsupportedFormat(String::new()))?;
+    // Read the header alone first, so an over-limit image is reported with the size it declares.
+    let (width, height) = reader()?.into_dimensions().map_err(map_decode_error)?;
+    check_dimensions(width, height, limits)?;
+    // JPEG decoders fill a truncated scan with grey and report success: a photo cut in transit would
+    // silently become a different face. Require the end-of-image marker after the last scan.
+    if format == "jpeg" && !jpeg_has_end_marker(bytes) {
+        return Err(ImageError::Corrupt(
+            "JPEG is truncated (no end-of-image marker after the last scan)".into(),
+        ));
+    }
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
     decoder_limits.max_image_height = Some(limits.max_side);
     decoder_limits.max_alloc = Some(limits.max_alloc);
-    reader.limits(decoder_limits);
-    let mut decoder = reader.into_decoder().map_err(map_decode_error)?;
+    reader_main.limits(decoder_limits);
+    let mut decoder = reader_main.into_decoder().map_err(map_decode_error)?;
+    // The decoder's own view of the size must agree with the header we checked.
     let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
+    // A missing or unreadable EXIF block is not an error: treat the image as upright.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match map_decode_error(e) {
+        ImageError::TooLarge { reason, .. } => ImageError::TooLarge {
+            width,
+            height,
+            reason,
+        },
+        other => other,
+    })?;
+    img.apply_orientation(orientation);
+    Ok(DecodedImage {
+        rgb: to_rgb8(img),
+        format,
+        exif_orientation: orientation_code(orientation),
+    })
+}
+
+fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize);
     }
@@ -167,14 +210,18 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Image
             reason: format!("max {} pixels", limits.max_pixels),
         });
     }
-    // A missing or unreadable EXIF block is not an error: treat the image as upright.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match map_decode_error(e) {
-        ImageError::TooLarge { reason, .. } => ImageError::TooLarge { width, height, reason },
-        other => other,
-    })?;
-    img.apply_orientation(orientation);
-    Ok(DecodedImage { rgb: to_rgb8(img), format, exif_orientation: orientation_code(orientation) })
+    Ok(())
+}
+
+/// True when an end-of-image marker (FF D9) follows the last start-of-scan marker (FF DA). Inside
+/// entropy-coded data an FF byte is always followed by 00 or a restart marker, so FF D9 there can only
+/// be the real end; an embedded EXIF thumbnail's EOI comes before the main scans.
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 /// Convert any decoded colour type to 8-bit RGB (16-bit scaled, alpha dropped, grey replicated).
@@ -186,12 +233,20 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
 }
 
 /// Read a file and [`decode`] it.
-pub fn decode_file(path: &std::path::Path, limits: &DecodeLimits) -> Result<DecodedImage, ImageError> {
-    let meta = std::fs::metadata(path).map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
+pub fn decode_file(
+    path: &std::path::Path,
+    limits: &DecodeLimits,
+) -> Result<DecodedImage, ImageError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
     if meta.len() > limits.max_bytes as u64 {
-        return Err(ImageError::TooManyBytes { bytes: meta.len() as usize, max: limits.max_bytes });
+        return Err(ImageError::TooManyBytes {
+            bytes: meta.len() as usize,
+            max: limits.max_bytes,
+        });
     }
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
     decode(&bytes, limits)
 }
 
@@ -211,7 +266,11 @@ mod tests {
         let d = decode(&png_bytes(&gray), &DecodeLimits::default()).unwrap();
         assert_eq!(d.rgb.dimensions(), (4, 3));
         assert_eq!(d.rgb.get_pixel(1, 1).0, [200, 200, 200]);
-        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(2, 2, image::Rgb([65535u16, 0, 32896])));
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+            2,
+            2,
+            image::Rgb([65535u16, 0, 32896]),
+        ));
         let d = decode(&png_bytes(&deep), &DecodeLimits::default()).unwrap();
         assert_eq!(d.rgb.get_pixel(0, 0).0, [255, 0, 128]);
         assert_eq!(d.format, "png");
@@ -221,7 +280,10 @@ mod tests {
     fn refuses_empty_unknown_and_truncated() {
         let limits = DecodeLimits::default();
         assert!(matches!(decode(&[], &limits), Err(ImageError::Empty)));
-        assert!(matches!(decode(b"hello world", &limits), Err(ImageError::UnsupportedFormat(_))));
+        assert!(matches!(
+            decode(b"hello world", &limits),
+            Err(ImageError::UnsupportedFormat(_))
+        ));
         let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])));
         let bytes = png_bytes(&img);
         let cut = &bytes[..bytes.len() / 2];
@@ -230,8 +292,14 @@ mod tests {
 
     #[test]
     fn refuses_too_many_bytes_before_decoding() {
-        let limits = DecodeLimits { max_bytes: 10, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_bytes: 10,
+            ..DecodeLimits::default()
+        };
         let img = DynamicImage::ImageRgb8(RgbImage::new(8, 8));
-        assert!(matches!(decode(&png_bytes(&img), &limits), Err(ImageError::TooManyBytes { .. })));
+        assert!(matches!(
+            decode(&png_bytes(&img), &limits),
+            Err(ImageError::TooManyBytes { .. })
+        ));
     }
 }

@@ -76,7 +76,8 @@ pub fn resize_area(src: &RgbImage, width: u32, height: u32) -> RgbImage {
         let row = &raw[y * stride..][..stride];
         for (x, taps) in wx.iter().enumerate() {
             for c in 0..3 {
-                tmp[(y * width as usize + x) * 3 + c] = taps.iter().map(|&(s, w)| row[s * 3 + c] as f32 * w).sum();
+                tmp[(y * width as usize + x) * 3 + c] =
+                    taps.iter().map(|&(s, w)| row[s * 3 + c] as f32 * w).sum();
             }
         }
     }
@@ -85,7 +86,10 @@ pub fn resize_area(src: &RgbImage, width: u32, height: u32) -> RgbImage {
         for x in 0..width as usize {
             let mut px = [0u8; 3];
             for (c, out) in px.iter_mut().enumerate() {
-                let v: f32 = taps.iter().map(|&(s, w)| tmp[(s * width as usize + x) * 3 + c] * w).sum();
+                let v: f32 = taps
+                    .iter()
+                    .map(|&(s, w)| tmp[(s * width as usize + x) * 3 + c] * w)
+                    .sum();
                 *out = v.round().clamp(0.0, 255.0) as u8;
             }
             dst.put_pixel(x as u32, y as u32, image::Rgb(px));
@@ -103,12 +107,16 @@ mod tests {
         let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
         assert_eq!(resize_bilinear(&img, 7, 5), img);
         let flat = RgbImage::from_pixel(9, 9, image::Rgb([50, 60, 70]));
-        assert!(resize_bilinear(&flat, 4, 13).pixels().all(|p| p.0 == [50, 60, 70]));
+        assert!(resize_bilinear(&flat, 4, 13)
+            .pixels()
+            .all(|p| p.0 == [50, 60, 70]));
     }
 
     #[test]
     fn area_halving_averages_blocks() {
-        let img = RgbImage::from_fn(4, 2, |x, _| image::Rgb([if x % 2 == 0 { 0 } else { 200 }, 0, 0]));
+        let img = RgbImage::from_fn(4, 2, |x, _| {
+            image::Rgb([if x % 2 == 0 { 0 } else { 200 }, 0, 0])
+        });
         let half = resize_area(&img, 2, 1);
         assert!(half.pixels().all(|p| p.0[0] == 100));
     }

@@ -82,7 +82,10 @@ impl ModelEntry {
         match self.params.get(key) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| {
-                ModelError::Manifest(format!("model {}: parameter {key}={v} is not a number", self.id))
+                ModelError::Manifest(format!(
+                    "model {}: parameter {key}={v} is not a number",
+                    self.id
+                ))
             }),
         }
     }
@@ -109,7 +112,9 @@ impl Manifest {
     pub fn embedded() -> Self {
         // The embedded manifest is part of the source tree and checked by tests; a parse failure here is a
         // build defect, so fall back to an empty manifest and let lookups report the model as unknown.
-        Self::parse(EMBEDDED_MANIFEST).unwrap_or(Manifest { entries: Vec::new() })
+        Self::parse(EMBEDDED_MANIFEST).unwrap_or(Manifest {
+            entries: Vec::new(),
+        })
     }
 
     /// Parse manifest text (tab-separated, `#` comments, one header row starting with `id`).
@@ -144,7 +149,10 @@ impl Manifest {
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad("sha256 must be 64 hex digits"));
             }
-            let num = |s: &str, what: &str| s.parse::<f32>().map_err(|_| bad(&format!("{what} is not a number")));
+            let num = |s: &str, what: &str| {
+                s.parse::<f32>()
+                    .map_err(|_| bad(&format!("{what} is not a number")))
+            };
             let params = cols[12]
                 .split(';')
                 .filter(|kv| !kv.is_empty())
@@ -186,14 +194,16 @@ impl Manifest {
 
     /// The default entries of a role, in manifest order.
     pub fn defaults(&self, role: Role) -> impl Iterator<Item = &ModelEntry> {
-        self.entries.iter().filter(move |e| e.role == role && e.default)
+        self.entries
+            .iter()
+            .filter(move |e| e.role == role && e.default)
     }
 
     /// The first default entry of a role.
     pub fn default_for(&self, role: Role) -> Result<&ModelEntry, ModelError> {
-        self.defaults(role)
-            .next()
-            .ok_or_else(|| ModelError::UnknownModel(format!("no default {role:?} model in the manifest")))
+        self.defaults(role).next().ok_or_else(|| {
+            ModelError::UnknownModel(format!("no default {role:?} model in the manifest"))
+        })
     }
 }
 
@@ -205,7 +215,10 @@ mod tests {
     fn embedded_manifest_parses_and_has_defaults() {
         let m = Manifest::parse(EMBEDDED_MANIFEST).expect("embedded manifest parses");
         assert_eq!(m.default_for(Role::Detector).unwrap().id, "yunet-2026may");
-        assert_eq!(m.default_for(Role::Embedder).unwrap().id, "mobilefacenet-128");
+        assert_eq!(
+            m.default_for(Role::Embedder).unwrap().id,
+            "mobilefacenet-128"
+        );
         assert_eq!(m.defaults(Role::Liveness).count(), 2);
         let e = m.get("mobilefacenet-128").unwrap();
         assert_eq!(e.colour, Colour::Rgb);
@@ -213,7 +226,11 @@ mod tests {
         assert_eq!(e.fixed_dim(2), Some(112));
         assert_eq!(e.sha256_bytes()[0], 0xf0);
         // Non-commercial weights are never a default.
-        assert!(m.entries().iter().filter(|e| e.licence.contains("NON-COMMERCIAL")).all(|e| !e.default));
+        assert!(m
+            .entries()
+            .iter()
+            .filter(|e| e.licence.contains("NON-COMMERCIAL"))
+            .all(|e| !e.default));
     }
 
     #[test]

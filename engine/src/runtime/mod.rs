@@ -51,6 +51,14 @@ pub enum ModelError {
     /// The manifest is malformed.
     #[error("model manifest: {0}")]
     Manifest(String),
+    /// A model has no usable calibration, so no decision can be made with it.
+    #[error("model '{model}' cannot be used for decisions: {detail}")]
+    Uncalibrated {
+        /// Model id (or calibration file).
+        model: String,
+        /// Why.
+        detail: String,
+    },
     /// Building a session or running inference failed.
     #[error("model '{model}': {message}")]
     Inference {
@@ -69,12 +77,16 @@ impl ModelError {
             ModelError::ModelMissing { .. } => "MODEL_MISSING",
             ModelError::ChecksumMismatch { .. } => "MODEL_CHECKSUM_MISMATCH",
             ModelError::UnknownModel(_) | ModelError::Manifest(_) => "MODEL_UNKNOWN",
+            ModelError::Uncalibrated { .. } => "MODEL_UNCALIBRATED",
             ModelError::Inference { .. } => "INFERENCE_FAILED",
         }
     }
 
     pub(crate) fn inference(model: &str, e: impl std::fmt::Display) -> Self {
-        ModelError::Inference { model: model.to_string(), message: e.to_string() }
+        ModelError::Inference {
+            model: model.to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -108,7 +120,10 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment,
     }
     let env = ENVIRONMENT.get_or_init(|| {
         let builder = ort::init_from(library).map_err(|e| e.to_string())?;
-        builder.with_name("sinhtrac").build().map_err(|e| e.to_string())
+        builder
+            .with_name("sinhtrac")
+            .build()
+            .map_err(|e| e.to_string())
     });
     env.as_ref().map_err(|e| ModelError::RuntimeInit(e.clone()))
 }
@@ -131,7 +146,9 @@ pub struct ModelSession {
 
 impl std::fmt::Debug for ModelSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelSession").field("model", &self.entry.id).finish()
+        f.debug_struct("ModelSession")
+            .field("model", &self.entry.id)
+            .finish()
     }
 }
 
@@ -144,7 +161,10 @@ impl ModelSession {
             id: entry.id.clone(),
             path: path.clone(),
         })?;
-        let actual: String = Sha256::digest(&model_bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let actual: String = Sha256::digest(&model_bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if actual != entry.sha256 {
             return Err(ModelError::ChecksumMismatch {
                 id: entry.id.clone(),
@@ -173,7 +193,8 @@ impl ModelSession {
 
     fn build_session(&self) -> Result<Session, ModelError> {
         let id = &self.entry.id;
-        let err = |e: ort::Error<ort::session::builder::SessionBuilder>| ModelError::inference(id, e);
+        let err =
+            |e: ort::Error<ort::session::builder::SessionBuilder>| ModelError::inference(id, e);
         Session::builder(self.env)
             .map_err(|e| ModelError::inference(id, e))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -227,7 +248,10 @@ impl ModelSession {
         let id = &self.entry.id;
         let expected: usize = shape.iter().product();
         if expected != data.len() {
-            return Err(ModelError::inference(id, format!("input has {} values, shape needs {expected}", data.len())));
+            return Err(ModelError::inference(
+                id,
+                format!("input has {} values, shape needs {expected}", data.len()),
+            ));
         }
         let name = self.entry.input_name.clone();
         self.with_session(|session| {
@@ -241,7 +265,11 @@ impl ModelSession {
                 let (shape, values) = value
                     .try_extract_tensor::<f32>()
                     .map_err(|e| ModelError::inference(id, format!("output {out_name}: {e}")))?;
-                copied.push(Output { name: out_name.to_string(), shape: shape.to_vec(), data: values.to_vec() });
+                copied.push(Output {
+                    name: out_name.to_string(),
+                    shape: shape.to_vec(),
+                    data: values.to_vec(),
+                });
             }
             Ok(copied)
         })
@@ -249,7 +277,11 @@ impl ModelSession {
 }
 
 /// Find an output by name.
-pub fn output<'a>(outputs: &'a [Output], model: &str, name: &str) -> Result<&'a Output, ModelError> {
+pub fn output<'a>(
+    outputs: &'a [Output],
+    model: &str,
+    name: &str,
+) -> Result<&'a Output, ModelError> {
     outputs
         .iter()
         .find(|o| o.name == name)

@@ -88,10 +88,12 @@ impl TemplateError {
     pub fn reason(&self) -> &'static str {
         match self {
             TemplateError::BadMagic => "TEMPLATE_BAD_MAGIC",
-            TemplateError::UnsupportedVersion { .. } | TemplateError::VersionMismatch { .. } => "TEMPLATE_VERSION",
-            TemplateError::BadLength(_) | TemplateError::BadChecksum | TemplateError::InvalidField { .. } => {
-                "TEMPLATE_CORRUPT"
+            TemplateError::UnsupportedVersion { .. } | TemplateError::VersionMismatch { .. } => {
+                "TEMPLATE_VERSION"
             }
+            TemplateError::BadLength(_)
+            | TemplateError::BadChecksum
+            | TemplateError::InvalidField { .. } => "TEMPLATE_CORRUPT",
             TemplateError::NonFinite => "TEMPLATE_NON_FINITE",
             TemplateError::ModelMismatch { .. } => "TEMPLATE_MODEL_MISMATCH",
             TemplateError::DimensionMismatch { .. } => "TEMPLATE_DIMENSION",
@@ -201,7 +203,10 @@ pub struct Template {
 
 fn check_model_id(id: &str) -> Result<(), TemplateError> {
     if id.is_empty() || id.len() > MAX_MODEL_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(TemplateError::InvalidField { field: "model_id", detail: format!("{id:?}") });
+        return Err(TemplateError::InvalidField {
+            field: "model_id",
+            detail: format!("{id:?}"),
+        });
     }
     Ok(())
 }
@@ -216,7 +221,10 @@ impl Template {
     ) -> Result<Self, TemplateError> {
         check_model_id(model_id)?;
         if vector.is_empty() || vector.len() > MAX_DIM as usize {
-            return Err(TemplateError::InvalidField { field: "dimension", detail: vector.len().to_string() });
+            return Err(TemplateError::InvalidField {
+                field: "dimension",
+                detail: vector.len().to_string(),
+            });
         }
         if !vector.iter().all(|v| v.is_finite()) {
             return Err(TemplateError::NonFinite);
@@ -263,7 +271,9 @@ impl Template {
             out.extend_from_slice(&q.to_le_bytes());
         }
         match &self.payload {
-            Payload::Vector(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Payload::Vector(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             Payload::Opaque(b) => out.extend_from_slice(b),
         }
         let crc = crc32fast::hash(&out);
@@ -286,7 +296,10 @@ impl Template {
         }
         let version = r.u16()?;
         if version != FORMAT_VERSION {
-            return Err(TemplateError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(TemplateError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         if bytes.len() < 4 {
             return Err(TemplateError::BadLength("no checksum".into()));
@@ -296,50 +309,86 @@ impl Template {
         if crc32fast::hash(body) != stored {
             return Err(TemplateError::BadChecksum);
         }
-        let mut r = Reader { bytes: body, pos: r.pos };
+        let mut r = Reader {
+            bytes: body,
+            pos: r.pos,
+        };
         let modality = match r.u8()? {
             1 => Modality::Face,
             2 => Modality::Finger,
-            m => return Err(TemplateError::InvalidField { field: "modality", detail: m.to_string() }),
+            m => {
+                return Err(TemplateError::InvalidField {
+                    field: "modality",
+                    detail: m.to_string(),
+                })
+            }
         };
         let element = r.u8()?;
         let id_len = r.u8()? as usize;
         let model_id = std::str::from_utf8(r.take(id_len)?)
-            .map_err(|_| TemplateError::InvalidField { field: "model_id", detail: "not UTF-8".into() })?
+            .map_err(|_| TemplateError::InvalidField {
+                field: "model_id",
+                detail: "not UTF-8".into(),
+            })?
             .to_string();
         check_model_id(&model_id)?;
         let mut model_sha256 = [0u8; 32];
         model_sha256.copy_from_slice(r.take(32)?);
         let dim = r.u32()?;
         if dim == 0 || dim > MAX_DIM {
-            return Err(TemplateError::InvalidField { field: "dimension", detail: dim.to_string() });
+            return Err(TemplateError::InvalidField {
+                field: "dimension",
+                detail: dim.to_string(),
+            });
         }
         let q_len = r.u16()? as usize;
         if q_len < QUALITY_V1_FIELDS * 4 || q_len % 4 != 0 {
-            return Err(TemplateError::InvalidField { field: "quality", detail: format!("{q_len} bytes") });
+            return Err(TemplateError::InvalidField {
+                field: "quality",
+                detail: format!("{q_len} bytes"),
+            });
         }
         let q_bytes = r.take(q_len)?;
         let mut q = [0f32; QUALITY_V1_FIELDS];
         for (i, v) in q.iter_mut().enumerate() {
-            *v = f32::from_le_bytes([q_bytes[4 * i], q_bytes[4 * i + 1], q_bytes[4 * i + 2], q_bytes[4 * i + 3]]);
+            *v = f32::from_le_bytes([
+                q_bytes[4 * i],
+                q_bytes[4 * i + 1],
+                q_bytes[4 * i + 2],
+                q_bytes[4 * i + 3],
+            ]);
         }
         if !q.iter().all(|v| v.is_finite()) {
-            return Err(TemplateError::InvalidField { field: "quality", detail: "non-finite".into() });
+            return Err(TemplateError::InvalidField {
+                field: "quality",
+                detail: "non-finite".into(),
+            });
         }
         let payload = match element {
             1 => {
                 let raw = r.take(dim as usize * 4)?;
-                let v: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let v: Vec<f32> = raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 if !v.iter().all(|x| x.is_finite()) {
                     return Err(TemplateError::NonFinite);
                 }
                 Payload::Vector(v)
             }
             4 => Payload::Opaque(r.take(dim as usize)?.to_vec()),
-            e => return Err(TemplateError::InvalidField { field: "element_type", detail: e.to_string() }),
+            e => {
+                return Err(TemplateError::InvalidField {
+                    field: "element_type",
+                    detail: e.to_string(),
+                })
+            }
         };
         if r.pos != body.len() {
-            return Err(TemplateError::BadLength(format!("{} trailing bytes", body.len() - r.pos)));
+            return Err(TemplateError::BadLength(format!(
+                "{} trailing bytes",
+                body.len() - r.pos
+            )));
         }
         Ok(Template {
             format_version: version,
@@ -354,9 +403,15 @@ impl Template {
     /// Check that `other` can be compared with `self`: same format version, modality, model and hash.
     pub fn check_comparable(&self, other: &Template) -> Result<(), TemplateError> {
         if self.format_version != other.format_version {
-            return Err(TemplateError::VersionMismatch { a: self.format_version, b: other.format_version });
+            return Err(TemplateError::VersionMismatch {
+                a: self.format_version,
+                b: other.format_version,
+            });
         }
-        if self.modality != other.modality || self.model_id != other.model_id || self.model_sha256 != other.model_sha256 {
+        if self.modality != other.modality
+            || self.model_id != other.model_id
+            || self.model_sha256 != other.model_sha256
+        {
             return Err(TemplateError::ModelMismatch {
                 a: format!("{:?}/{}", self.modality, self.model_id),
                 b: format!("{:?}/{}", other.modality, other.model_id),
@@ -381,7 +436,10 @@ impl Template {
 /// Cosine similarity of two vectors of equal length (exact for L2-normalised input, safe otherwise).
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32, TemplateError> {
     if a.len() != b.len() {
-        return Err(TemplateError::DimensionMismatch { a: a.len(), b: b.len() });
+        return Err(TemplateError::DimensionMismatch {
+            a: a.len(),
+            b: b.len(),
+        });
     }
     let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
     for (x, y) in a.iter().zip(b) {
@@ -403,9 +461,17 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], TemplateError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            TemplateError::BadLength(format!("needs {n} bytes at offset {}, has {}", self.pos, self.bytes.len()))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                TemplateError::BadLength(format!(
+                    "needs {n} bytes at offset {}, has {}",
+                    self.pos,
+                    self.bytes.len()
+                ))
+            })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -429,7 +495,12 @@ mod tests {
 
     fn sample() -> Template {
         let v: Vec<f32> = (0..128).map(|i| ((i as f32) * 0.37).sin()).collect();
-        let q = QualitySummary { detection_score: 0.93, inter_eye_px: 41.5, sharpness: 120.0, ..Default::default() };
+        let q = QualitySummary {
+            detection_score: 0.93,
+            inter_eye_px: 41.5,
+            sharpness: 120.0,
+            ..Default::default()
+        };
         Template::face_vector("mobilefacenet-128", [7u8; 32], &v, q).unwrap()
     }
 
@@ -439,7 +510,11 @@ mod tests {
         let bytes = t.encode();
         assert_eq!(&bytes[..4], b"STPL");
         assert_eq!(Template::decode(&bytes).unwrap(), t);
-        let opaque = Template { payload: Payload::Opaque(vec![1, 2, 3]), modality: Modality::Finger, ..t };
+        let opaque = Template {
+            payload: Payload::Opaque(vec![1, 2, 3]),
+            modality: Modality::Finger,
+            ..t
+        };
         assert_eq!(Template::decode(&opaque.encode()).unwrap(), opaque);
     }
 
@@ -449,7 +524,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(Template::decode(&b).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                Template::decode(&b).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
@@ -468,8 +546,17 @@ mod tests {
     fn unknown_version_and_magic_are_typed() {
         let mut b = sample().encode();
         b[4] = 9;
-        assert_eq!(Template::decode(&b), Err(TemplateError::UnsupportedVersion { found: 9, supported: 1 }));
-        assert_eq!(Template::decode(b"JUNKJUNKJUNK"), Err(TemplateError::BadMagic));
+        assert_eq!(
+            Template::decode(&b),
+            Err(TemplateError::UnsupportedVersion {
+                found: 9,
+                supported: 1
+            })
+        );
+        assert_eq!(
+            Template::decode(b"JUNKJUNKJUNK"),
+            Err(TemplateError::BadMagic)
+        );
     }
 
     #[test]
@@ -485,13 +572,22 @@ mod tests {
         let a = sample();
         let mut b = a.clone();
         b.model_id = "arcface-r100-512".into();
-        assert!(matches!(a.similarity(&b), Err(TemplateError::ModelMismatch { .. })));
+        assert!(matches!(
+            a.similarity(&b),
+            Err(TemplateError::ModelMismatch { .. })
+        ));
         let mut c = a.clone();
         c.model_sha256 = [8u8; 32];
-        assert!(matches!(a.similarity(&c), Err(TemplateError::ModelMismatch { .. })));
+        assert!(matches!(
+            a.similarity(&c),
+            Err(TemplateError::ModelMismatch { .. })
+        ));
         let mut d = a.clone();
         d.format_version = 2;
-        assert!(matches!(a.similarity(&d), Err(TemplateError::VersionMismatch { .. })));
+        assert!(matches!(
+            a.similarity(&d),
+            Err(TemplateError::VersionMismatch { .. })
+        ));
         assert!((a.similarity(&a).unwrap() - 1.0).abs() < 1e-6);
     }
 }

@@ -1,0 +1,83 @@
+//! `sinhtrac calibrate …`: produce the calibration file (target FMR → threshold) of a model.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use sinhtrac_engine::decision::Calibration;
+use sinhtrac_engine::protocols::lfw::{all_impostor_scores, extract_all, LfwProtocol};
+
+use super::{default_dataset, GlobalArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum CalibrateCommand {
+    /// Calibrate the face embedder on every cross-identity pair of the LFW images.
+    Face(CalibrateFaceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateFaceArgs {
+    /// LFW-style folder (pairs.txt, images/) (default: $SINHTRAC_SHARED/datasets/lfw).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output file (default: models/calibration/<model id>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Target false-match rates to calibrate.
+    #[arg(long, value_delimiter = ',', default_values_t = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6])]
+    pub targets: Vec<f64>,
+}
+
+pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CalibrateCommand::Face(args) => {
+            let data = args.data.unwrap_or_else(|| default_dataset("lfw"));
+            let protocol = LfwProtocol::load(&data)?;
+            let engine = global.face_engine(global.face_config())?;
+            let progress =
+                |done: usize, total: usize| eprint!("\r  extracting templates {done}/{total}");
+            let extracted = extract_all(&engine, &protocol, &progress);
+            eprintln!();
+            let impostors = all_impostor_scores(&extracted);
+            let sha: String = engine
+                .embedder
+                .model_sha256()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let cal = Calibration::from_impostors(
+                engine.embedder.model_id(),
+                &sha,
+                sinhtrac_eval::Modality::Face,
+                &impostors,
+                &args.targets,
+            )?
+            .with_protocol(&format!(
+                "LFW all cross-identity pairs of the {} View-2 images, detector {}",
+                extracted.len(),
+                engine.detector.model_id()
+            ));
+            let out = args.out.unwrap_or_else(|| {
+                sinhtrac_engine::paths::calibration_dir()
+                    .join(format!("{}.json", engine.embedder.model_id()))
+            });
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            cal.save(&out)?;
+            println!(
+                "calibration of {} on {} impostor comparisons -> {}",
+                cal.model_id,
+                cal.n_impostor,
+                out.display()
+            );
+            for p in &cal.points {
+                println!(
+                    "  FMR {:>8.0e}: threshold {:.4} (observed {:.2e}, {} false matches, 95% CI {:.1e}..{:.1e})",
+                    p.target_fmr, p.threshold, p.observed_fmr, p.false_matches, p.fmr_ci_lower, p.fmr_ci_upper
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `sinhtrac eval …`: accuracy on datasets.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use sinhtrac_engine::protocols::lfw::{evaluate, LfwProtocol, LfwReport};
+
+use super::{default_dataset, write_json, GlobalArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// LFW View-2 verification: 10-fold accuracy, EER, TAR at FAR=1e-3.
+    Lfw(LfwArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LfwArgs {
+    /// Folder with pairs.txt and images/ (default: $SINHTRAC_SHARED/datasets/lfw).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Write the report as JSON to this path ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        EvalCommand::Lfw(args) => {
+            let report = run_lfw(global, args.data.unwrap_or_else(|| default_dataset("lfw")))?;
+            print_lfw(&report);
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn run_lfw(global: &GlobalArgs, data: PathBuf) -> anyhow::Result<LfwReport> {
+    let protocol = LfwProtocol::load(&data)?;
+    let engine = global.face_engine(global.face_config())?;
+    eprintln!(
+        "eval lfw: {} pairs over {} images in {}",
+        protocol.pairs.len(),
+        protocol.images().len(),
+        data.display()
+    );
+    let progress = |done: usize, total: usize| eprint!("\r  extracting templates {done}/{total}");
+    let report = evaluate(&engine, &protocol, &progress)?;
+    eprintln!();
+    Ok(report)
+}
+
+pub fn print_lfw(r: &LfwReport) {
+    println!(
+        "LFW verification ({} folds x {} + {} pairs), models {}",
+        r.folds,
+        r.per_fold,
+        r.per_fold,
+        r.models.join(" + ")
+    );
+    println!("  {:<34} {:>10}", "metric", "value");
+    println!(
+        "  {:<34} {:>9.2}% ± {:.2}",
+        "10-fold accuracy",
+        r.accuracy_mean * 100.0,
+        r.accuracy_std * 100.0
+    );
+    println!("  {:<34} {:>9.2}%", "EER", r.eer * 100.0);
+    println!(
+        "  {:<34} {:>9.2}%",
+        "TAR @ FAR=1e-3",
+        r.tar_at_far_1e3 * 100.0
+    );
+    println!(
+        "  {:<34} {:>10.4}",
+        "cosine threshold @ FAR=1e-3", r.threshold_far_1e3
+    );
+    println!("  {:<34} {:>10.4}", "threshold @ EER", r.eer_threshold);
+    println!("  {:<34} {:>10.3}", "genuine mean cosine", r.genuine_mean);
+    println!("  {:<34} {:>10.3}", "impostor mean cosine", r.impostor_mean);
+    println!(
+        "  {:<34} {:>10}",
+        "images without a template",
+        r.failed_images.len()
+    );
+    println!(
+        "  {:<34} {:>10}",
+        "impostor pairs (FAR support)", r.impostor_pairs
+    );
+    println!("  {:<34} {:>9.1}s", "extraction time", r.extract_seconds);
+    for (name, reason) in r.failed_images.iter().take(10) {
+        println!("    failed: {name} ({reason})");
+    }
+}

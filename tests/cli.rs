@@ -1,0 +1,70 @@
+//! The `sinhtrac` command line as a user runs it: real binary, real files, JSON output parsed back.
+
+use std::process::Command;
+
+use sinhtrac_tests::{datasets, lfw};
+
+fn sinhtrac() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sinhtrac"))
+}
+
+#[test]
+fn face_extract_and_compare_through_template_files() {
+    let out = std::env::temp_dir().join(format!("sinhtrac-cli-{}", std::process::id()));
+    let run = sinhtrac()
+        .args(["face", "extract", "--json", "--out"])
+        .arg(&out)
+        .arg(lfw("Aaron_Peirsol", 1))
+        .arg(lfw("Aaron_Peirsol", 3))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["dim"], 128);
+    let cmp = sinhtrac()
+        .args(["face", "compare", "--json"])
+        .arg(out.join("Aaron_Peirsol_0001.stpl"))
+        .arg(out.join("Aaron_Peirsol_0003.stpl"))
+        .output()
+        .unwrap();
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
+    assert!(c["similarity"].as_f64().unwrap() > 0.5);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn face_errors_are_reported_with_a_reason_and_a_failing_exit_code() {
+    let finger = datasets().join("fingerprints/fvc2002/DB1_B/101_1.tif");
+    let run = sinhtrac()
+        .args(["face", "extract", "--json"])
+        .arg(&finger)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(rows[0]["reason"], "NO_FACE");
+}
+
+#[test]
+fn liveness_command_flags_the_spoof_samples() {
+    let pad = datasets().join("face_pad_samples");
+    let run = sinhtrac()
+        .args(["face", "liveness", "--json"])
+        .arg(pad.join("minivision_image_F1.jpg"))
+        .arg(pad.join("minivision_image_T1.jpg"))
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(rows[0]["liveness"]["live"], false);
+    assert_eq!(rows[1]["liveness"]["live"], true);
+}
