@@ -361,6 +361,25 @@ fn coarse_code(c: &Cylinder) -> CoarseCode {
 /// ±90°: the MCC-Bit local similarity on a 12× smaller code, without the
 /// square roots.
 fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_fast_popcount() {
+        // SAFETY: has_fast_popcount() checked popcnt and AVX2 at run time.
+        return unsafe { coarse_similarity_avx2(a, b) };
+    }
+    coarse_similarity_generic(a, b)
+}
+
+/// [`coarse_similarity_generic`] compiled with hardware popcount: the
+/// baseline x86-64 target lacks it and this loop is all popcounts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,avx2")]
+unsafe fn coarse_similarity_avx2(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    coarse_similarity_generic(a, b)
+}
+
+#[inline(always)]
+fn coarse_similarity_generic(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    let recip = reciprocals();
     let mut total = 0;
     for p in a {
         let mut best = 0u32;
@@ -378,7 +397,8 @@ fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
                 continue;
             }
             let diff = (a0 ^ b0).count_ones() + (a1 ^ b1).count_ones();
-            best = best.max(256 - 256 * diff / sum);
+            // diff ≤ sum ≤ 256, so this is 256·(1 − diff/sum) without a division.
+            best = best.max(256 - ((diff * recip[sum as usize]) >> 8));
         }
         total += best;
     }
@@ -386,6 +406,18 @@ fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
 }
 
 // ----------------------------------------------------------- comparison --
+
+/// `65536 / n` for n in 1..=256 (index 0 unused).
+fn reciprocals() -> &'static [u32; 257] {
+    static T: OnceLock<[u32; 257]> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = [0u32; 257];
+        for (n, v) in t.iter_mut().enumerate().skip(1) {
+            *v = 65536 / n as u32;
+        }
+        t
+    })
+}
 
 fn sqrt_table() -> &'static [f32; CYLINDER_BITS + 1] {
     static T: OnceLock<[f32; CYLINDER_BITS + 1]> = OnceLock::new();
