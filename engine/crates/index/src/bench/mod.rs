@@ -278,9 +278,9 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
     let mut spec = spec.clone();
     spec.n = n;
     spec.dim = dim;
-    let bw1 = bandwidth::read_bandwidth(spec.bandwidth_bytes, 1, 3)?;
+    let bw1 = bandwidth::read_bandwidth(spec.bandwidth_bytes, 1, 5)?;
     let bwt = if spec.threads > 1 {
-        bandwidth::read_bandwidth(spec.bandwidth_bytes, spec.threads, 3)?
+        bandwidth::read_bandwidth(spec.bandwidth_bytes, spec.threads, 5)?
     } else {
         bw1
     };

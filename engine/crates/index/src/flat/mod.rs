@@ -29,6 +29,7 @@ pub use filter::{Filter, Tag};
 pub use search::{Hit, SearchParams};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -106,6 +107,8 @@ pub struct FlatIndex {
     deleted: Vec<u64>,
     n_deleted: usize,
     id_to_row: HashMap<u64, u32>,
+    /// Cached [`FlatIndex::fingerprint`]; reset by every change to rows.
+    fp: OnceLock<u64>,
 }
 
 impl FlatIndex {
@@ -141,6 +144,7 @@ impl FlatIndex {
             deleted: Vec::new(),
             n_deleted: 0,
             id_to_row: HashMap::new(),
+            fp: OnceLock::new(),
         })
     }
 
@@ -331,6 +335,7 @@ impl FlatIndex {
         for (i, &id) in ids.iter().enumerate() {
             self.id_to_row.insert(id, (start + i) as u32);
         }
+        self.fp = OnceLock::new();
         Ok(())
     }
 
@@ -379,6 +384,7 @@ impl FlatIndex {
             .ok_or(IndexError::UnknownId(id))? as usize;
         self.deleted[row / 64] |= 1 << (row % 64);
         self.n_deleted += 1;
+        self.fp = OnceLock::new();
         Ok(())
     }
 
@@ -434,6 +440,7 @@ impl FlatIndex {
             .enumerate()
             .map(|(r, &id)| (id, r as u32))
             .collect();
+        self.fp = OnceLock::new();
         Ok(dropped)
     }
 
@@ -486,7 +493,12 @@ impl FlatIndex {
 
     /// A 64-bit fingerprint of the rows (ids, tombstones and stored values), used
     /// to tell whether a persisted ANN index was built from these vectors.
+    /// Computed once per change (it reads every stored value), then cached.
     pub fn fingerprint(&self) -> u64 {
+        *self.fp.get_or_init(|| self.compute_fingerprint())
+    }
+
+    fn compute_fingerprint(&self) -> u64 {
         let mut h = Fp::new(self.cfg.dim as u64 ^ (self.rows() as u64) << 20);
         h.words(self.ids.iter().copied());
         h.words(self.deleted.iter().copied());
