@@ -300,7 +300,55 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
     let normalized = exact.validated(&gallery)?;
     let qn = exact.validated(&queries)?;
 
-    let measure = |name: &str, build_s: f64, s: &dyn Searcher| -> Result<BenchRow> {
+    let plain = SearchParams {
+        rerank_factor: 1,
+        ..Default::default()
+    };
+    let (scalar, scalar_b) = build(Codec::F32, false, Some(SimdLevel::Scalar))?;
+    let (f16, f16_b) = build(Codec::F16, false, None)?;
+    let (sq8, sq8_b) = build(
+        Codec::Sq8 {
+            per_dimension: false,
+        },
+        true,
+        None,
+    )?;
+    let (sq8d, sq8d_b) = build(
+        Codec::Sq8 {
+            per_dimension: true,
+        },
+        false,
+        None,
+    )?;
+    let flat =
+        |index, params| -> Box<dyn Searcher + '_> { Box::new(FlatSearcher { index, params }) };
+    let mut methods: Vec<NamedMethod<'_>> = vec![
+        ("flat-f32".into(), exact_build, flat(&exact, plain)),
+        ("flat-f32-scalar".into(), scalar_b, flat(&scalar, plain)),
+        ("flat-f16".into(), f16_b, flat(&f16, plain)),
+        ("flat-sq8".into(), sq8_b, flat(&sq8, plain)),
+        (
+            "flat-sq8+rerank4".into(),
+            sq8_b,
+            flat(&sq8, SearchParams::default()),
+        ),
+        ("flat-sq8-dim".into(), sq8d_b, flat(&sq8d, plain)),
+    ];
+    let mut notes = Vec::new();
+    let ctx = BenchContext {
+        vectors: &normalized,
+        dim,
+        exact: &exact,
+        spec: &spec,
+    };
+    match extra {
+        Some(extra) => methods.extend(extra(&ctx)?),
+        None => notes.push("FAISS peers not run (build with --features faiss)".into()),
+    }
+
+    // Recall and score error.
+    let mut rows = Vec::new();
+    for (name, build_s, s) in &methods {
         let res = pool.install(|| s.search(&queries, spec.k))?;
         let (mut r1, mut r10, mut err) = (0.0, 0.0, 0.0f64);
         for (q, (got, want)) in res.iter().zip(&truth).enumerate() {
@@ -321,35 +369,15 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
                 err = err.max((h.score - e).abs() as f64);
             }
         }
-        let mut lat = Vec::new();
-        for q in 0..spec.batch1_queries.min(nq) {
-            let t = Instant::now();
-            pool.install(|| s.search(&queries[q * dim..(q + 1) * dim], spec.k))?;
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        lat.sort_by(f64::total_cmp);
-        // Best of 3 passes: on a shared box the least disturbed pass is the fairest.
-        let mut qps = 0.0f64;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let mut done = 0;
-            for b in queries.chunks(spec.batch.max(1) * dim) {
-                pool.install(|| s.search(b, spec.k))?;
-                done += b.len() / dim;
-            }
-            qps = qps.max(done as f64 / t.elapsed().as_secs_f64());
-        }
-        let p50 = percentile(&lat, 0.5);
-        let min = lat.first().copied().unwrap_or(f64::NAN);
         let bound = s.bytes_scanned().map(|b| b as f64 / bwt * 1e3);
-        Ok(BenchRow {
-            method: name.to_string(),
-            build_s,
+        rows.push(BenchRow {
+            method: name.clone(),
+            build_s: *build_s,
             memory_bytes: s.memory_bytes(),
-            batch1_p50_ms: p50,
-            batch1_p99_ms: percentile(&lat, 0.99),
-            batch1_min_ms: min,
-            batch_qps: qps,
+            batch1_p50_ms: f64::NAN,
+            batch1_p99_ms: f64::NAN,
+            batch1_min_ms: f64::NAN,
+            batch_qps: 0.0,
             recall_at_1: r1 / nq as f64,
             recall_at_10: r10 / nq as f64,
             max_score_error: err,
@@ -357,101 +385,40 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
             speedup_vs_faiss_flat_batch: None,
             bytes_scanned: s.bytes_scanned(),
             bandwidth_bound_ms: bound,
-            times_bound: bound.map(|b| min / b),
-        })
-    };
-
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    let plain = SearchParams {
-        rerank_factor: 1,
-        ..Default::default()
-    };
-    rows.push(measure(
-        "flat-f32",
-        exact_build,
-        &FlatSearcher {
-            index: &exact,
-            params: plain,
-        },
-    )?);
-    {
-        let (ix, b) = build(Codec::F32, false, Some(SimdLevel::Scalar))?;
-        rows.push(measure(
-            "flat-f32-scalar",
-            b,
-            &FlatSearcher {
-                index: &ix,
-                params: plain,
-            },
-        )?);
+            times_bound: None,
+        });
     }
-    {
-        let (ix, b) = build(Codec::F16, false, None)?;
-        rows.push(measure(
-            "flat-f16",
-            b,
-            &FlatSearcher {
-                index: &ix,
-                params: plain,
-            },
-        )?);
-    }
-    {
-        let (ix, b) = build(
-            Codec::Sq8 {
-                per_dimension: false,
-            },
-            true,
-            None,
-        )?;
-        rows.push(measure(
-            "flat-sq8",
-            b,
-            &FlatSearcher {
-                index: &ix,
-                params: plain,
-            },
-        )?);
-        rows.push(measure(
-            "flat-sq8+rerank4",
-            b,
-            &FlatSearcher {
-                index: &ix,
-                params: SearchParams::default(),
-            },
-        )?);
-    }
-    {
-        let (ix, b) = build(
-            Codec::Sq8 {
-                per_dimension: true,
-            },
-            false,
-            None,
-        )?;
-        rows.push(measure(
-            "flat-sq8-dim",
-            b,
-            &FlatSearcher {
-                index: &ix,
-                params: plain,
-            },
-        )?);
-    }
-    if let Some(extra) = extra {
-        let ctx = BenchContext {
-            vectors: &normalized,
-            dim,
-            exact: &exact,
-            spec: &spec,
-        };
-        for (name, b, s) in extra(&ctx)? {
-            rows.push(measure(&name, b, s.as_ref())?);
+    // Timings interleaved across methods (round-robin per query / per pass), so
+    // on a shared box every method sees the same background load.
+    let mut lat = vec![Vec::new(); methods.len()];
+    for q in 0..spec.batch1_queries.min(nq) {
+        for (m, (_, _, s)) in methods.iter().enumerate() {
+            let t = Instant::now();
+            pool.install(|| s.search(&queries[q * dim..(q + 1) * dim], spec.k))?;
+            lat[m].push(t.elapsed().as_secs_f64() * 1e3);
         }
-    } else {
-        notes.push("FAISS peers not run (build with --features faiss)".into());
     }
+    for _ in 0..3 {
+        for (m, (_, _, s)) in methods.iter().enumerate() {
+            let t = Instant::now();
+            let mut done = 0;
+            for b in queries.chunks(spec.batch.max(1) * dim) {
+                pool.install(|| s.search(b, spec.k))?;
+                done += b.len() / dim;
+            }
+            rows[m].batch_qps = rows[m]
+                .batch_qps
+                .max(done as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    for (r, l) in rows.iter_mut().zip(&mut lat) {
+        l.sort_by(f64::total_cmp);
+        r.batch1_p50_ms = percentile(l, 0.5);
+        r.batch1_p99_ms = percentile(l, 0.99);
+        r.batch1_min_ms = l.first().copied().unwrap_or(f64::NAN);
+        r.times_bound = r.bandwidth_bound_ms.map(|b| r.batch1_min_ms / b);
+    }
+    drop(methods);
     if let Some(f) = rows.iter().find(|r| r.method == "faiss-flat-ip").cloned() {
         for r in &mut rows {
             r.speedup_vs_faiss_flat_batch1 = Some(f.batch1_min_ms / r.batch1_min_ms);
