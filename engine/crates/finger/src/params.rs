@@ -53,7 +53,7 @@ pub const NORM_RADIUS: usize = 9;
 pub const ORIENT_RADIUS: usize = 7;
 /// Radius of the second smoothing pass over the doubled-angle field; two
 /// box passes approximate a Gaussian and bridge creases and scars.
-pub const ORIENT_SMOOTH_RADIUS: usize = 12;
+pub const ORIENT_SMOOTH_RADIUS: usize = 22;
 
 // ------------------------------------------------------------ frequency --
 
@@ -187,4 +187,4 @@ pub const PRESELECT_MIN: usize = 50;
 /// (FVC2000 DB1–4 B, FVC2002 DB1 B; 0.023–0.033). LSS-R relaxation shrinks
 /// scores, so useful thresholds are small. Prefer a threshold calibrated on
 /// your own impostor scores with [`crate::fvc::threshold_for_fmr`].
-pub const DEFAULT_THRESHOLD: f32 = 0.033;
+pub const DEFAULT_THRESHOLD: f32 = 0.034;
