@@ -317,3 +317,38 @@ fn fingerprint_tracks_content() {
     a.add(99, &data[..8], Tag(0)).unwrap();
     assert_ne!(a.fingerprint(), b.fingerprint());
 }
+
+/// A batch larger than the scan's query block (and not a multiple of it) must
+/// give each query the same answer as searching it alone, for every codec.
+#[test]
+fn large_batch_equals_single_queries() {
+    let dim = 40;
+    let data = random_unit(3000, dim, 21);
+    let queries = random_unit(77, dim, 22);
+    let ids: Vec<u64> = (0..3000).collect();
+    for codec in [
+        Codec::F32,
+        Codec::F16,
+        Codec::Sq8 {
+            per_dimension: false,
+        },
+    ] {
+        let mut ix = FlatIndex::new(FlatConfig::new(dim, codec)).unwrap();
+        ix.extend(&ids, &data, None).unwrap();
+        let batch = ix.search_batch(&queries, 7, &PLAIN).unwrap();
+        let th = ix.search_threshold(&queries, 0.3, &PLAIN).unwrap();
+        assert_eq!(batch.len(), 77);
+        for (qi, q) in queries.chunks(dim).enumerate() {
+            assert_eq!(
+                batch[qi],
+                ix.search(q, 7, &PLAIN).unwrap(),
+                "{codec:?} query {qi}"
+            );
+            assert_eq!(
+                th[qi],
+                ix.search_threshold(q, 0.3, &PLAIN).unwrap()[0],
+                "{codec:?} query {qi}"
+            );
+        }
+    }
+}

@@ -62,7 +62,7 @@ pub(crate) struct Prepared {
 
 /// Queries per block: 64 f32 queries of 128-d are 32 KiB, which stays in L1/L2
 /// while a row tile streams past them.
-const QUERY_BLOCK: usize = 64;
+const QUERY_BLOCK: usize = 16;
 
 /// Bytes of codes per row tile: small enough to stay in L2 while every query
 /// block of a batch passes over it, so a batch costs one pass over memory.
