@@ -11,6 +11,10 @@ use sinhtrac_finger::{fvc, ClassicalExtractor, Matcher};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Exhaustive rank-1 correct, and per shortlist size: (rank-1 correct,
+/// mates kept, mates in gallery).
+type ProbeRow = (bool, Vec<(bool, usize, usize)>);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::env::args_os()
         .nth(1)
@@ -43,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fractions = [0.01f32, 0.02, 0.05, 0.10, 0.20];
     // Per probe: (exhaustive rank-1 correct, per fraction: (rank-1 correct, mates kept, mates total)).
     let t0 = Instant::now();
-    let rows: Vec<(bool, Vec<(bool, usize, usize)>)> = (0..n)
+    let rows: Vec<ProbeRow> = (0..n)
         .into_par_iter()
         .map(|p| {
             let (pid, pm) = &ms[p];

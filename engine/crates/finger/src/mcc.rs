@@ -83,7 +83,7 @@ impl SearchTemplate {
             .filter_map(|(i, p)| build_cylinder(i, &pts, &hull).map(|c| (p.3, c)))
             .collect();
         // Best quality first: the coarse signature takes a prefix.
-        with_q.sort_by(|a, b| b.0.cmp(&a.0));
+        with_q.sort_by_key(|c| std::cmp::Reverse(c.0));
         let cylinders: Vec<Cylinder> = with_q
             .into_iter()
             .take(MCC_MAX_CYLINDERS)

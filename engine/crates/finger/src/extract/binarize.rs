@@ -15,10 +15,9 @@ pub(crate) fn binarize(filtered: &Plane<f32>, mask: &Plane<bool>) -> Plane<bool>
     }
     for value in [true, false] {
         let (labels, sizes) = label(&ridges, value);
-        for i in 0..ridges.data.len() {
-            let l = labels[i];
-            if l > 0 && sizes[l as usize - 1] < MIN_BLOB_AREA && mask.data[i] {
-                ridges.data[i] = !value;
+        for ((r, &l), &m) in ridges.data.iter_mut().zip(&labels).zip(&mask.data) {
+            if l > 0 && sizes[l as usize - 1] < MIN_BLOB_AREA && m {
+                *r = !value;
             }
         }
     }

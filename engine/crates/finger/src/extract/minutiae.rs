@@ -267,15 +267,15 @@ pub(crate) fn detect(
             let dx = cb.x as f32 - ca.x as f32;
             let dy = cb.y as f32 - ca.y as f32;
             let d = (dx * dx + dy * dy).sqrt();
-            if d < CLOSE_DIST {
-                drop[a] = true;
-                drop[b] = true;
-            } else if d < BREAK_DIST
+            // Too close to be two real minutiae, or two endings facing
+            // each other across a gap (a broken ridge).
+            let close = d < CLOSE_DIST;
+            let broken = d < BREAK_DIST
                 && ca.kind == MinutiaKind::Ending
                 && cb.kind == MinutiaKind::Ending
                 && angle_diff(ca.angle, cb.angle + PI) < BREAK_ANGLE
-                && angle_diff(dy.atan2(dx), ca.angle) < BREAK_ANGLE
-            {
+                && angle_diff(dy.atan2(dx), ca.angle) < BREAK_ANGLE;
+            if close || broken {
                 drop[a] = true;
                 drop[b] = true;
             }
@@ -306,7 +306,7 @@ pub(crate) fn detect(
             c
         })
         .collect();
-    out.sort_by(|a, b| b.quality.cmp(&a.quality));
+    out.sort_by_key(|c| std::cmp::Reverse(c.quality));
     out.truncate(MAX_MINUTIAE);
     out
 }

@@ -96,9 +96,9 @@ fn table(step: usize) -> [bool; 256] {
         let b = (c as u8).count_ones();
         let a = crossing_number(c as u8);
         let cond = if step == 0 {
-            !(p(2) && p(4) && p(6)) && !(p(4) && p(6) && p(8))
+            !(p(2) && p(4) && p(6) || p(4) && p(6) && p(8))
         } else {
-            !(p(2) && p(4) && p(8)) && !(p(2) && p(6) && p(8))
+            !(p(2) && p(4) && p(8) || p(2) && p(6) && p(8))
         };
         *entry = (2..=6).contains(&b) && a == 1 && cond;
     }
