@@ -169,7 +169,7 @@ pub const MCC_RHO_RADIAL: (f32, f32) = (PI / 12.0, -30.0);
 
 /// Cylinders kept per template for matching (best quality first): past
 /// ~60 the extra minutiae are mostly noise and cost quadratic time.
-pub const MCC_MAX_CYLINDERS: usize = 60;
+pub const MCC_MAX_CYLINDERS: usize = 45;
 /// Minutiae (best quality first) whose coarse codes form the pre-selection
 /// signature.
 pub const COARSE_MINUTIAE: usize = 16;
