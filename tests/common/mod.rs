@@ -54,6 +54,30 @@ pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A lossless TIFF whose Orientation tag (EXIF/TIFF tag 274) carries `orientation`.
+pub fn tiff_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let mut enc = tiff::encoder::TiffEncoder::new(&mut out).expect("tiff encoder");
+    let mut image = enc
+        .new_image::<tiff::encoder::colortype::RGB8>(img.width(), img.height())
+        .expect("tiff image");
+    image
+        .encoder()
+        .write_tag(tiff::tags::Tag::Orientation, orientation)
+        .expect("orientation tag");
+    image.write_data(img.as_raw()).expect("tiff data");
+    out.into_inner()
+}
+
+/// Encode as a high-quality JPEG (quality 98), so that lossy re-encoding does not mask what a test checks.
+pub fn jpeg_q98(img: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 98)
+        .encode_image(img)
+        .unwrap_or_else(|e| panic!("encoding JPEG: {e}"));
+    out
+}
+
 /// Insert an EXIF APP1 segment carrying `orientation` right after a JPEG's SOI marker.
 pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "not a JPEG");

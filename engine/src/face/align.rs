@@ -188,12 +188,7 @@ pub fn warp_affine(
 
 /// Align a face given its five landmarks onto the ArcFace template at `size`×`size`.
 pub fn align_face(src: &RgbImage, landmarks: &[[f32; 2]; 5], size: u32) -> Option<RgbImage> {
-    let robust = std::env::var_os("SINHTRAC_ALIGN_ROBUST").is_some();
-    let t = if robust {
-        estimate_similarity_robust(landmarks, &arcface_template(size))?
-    } else {
-        estimate_similarity(landmarks, &arcface_template(size))?
-    };
+    let t = estimate_similarity(landmarks, &arcface_template(size))?;
     warp_affine(src, &t, size, size)
 }
 

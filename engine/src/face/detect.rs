@@ -123,11 +123,7 @@ impl Detector {
         // Small images are enlarged up to `limit` when the manifest says `upscale=1`: YuNet's landmarks
         // are more precise on faces of 200+ px than on the ~100 px faces of a 250 px photo.
         let fit = limit / w.max(h) as f32;
-        let scale = if self.upscale || std::env::var_os("SINHTRAC_DET_UPSCALE").is_some() {
-            fit
-        } else {
-            fit.min(1.0)
-        };
+        let scale = if self.upscale { fit } else { fit.min(1.0) };
         let (sw, sh) = (
             ((w as f32 * scale).round() as u32).max(1),
             ((h as f32 * scale).round() as u32).max(1),

@@ -258,7 +258,7 @@ mod tests {
             }
         );
         assert_eq!(p.pairs[2].fold, 1);
-        assert_eq!(p.images().len(), 6);
+        assert_eq!(p.images().len(), 7);
         std::fs::write(dir.join("pairs.txt"), "2 1\nA 1 2\nA x B 3\n").unwrap();
         assert!(LfwProtocol::load(&dir).is_err());
         std::fs::write(dir.join("pairs.txt"), "2 1\nA 1 2\n").unwrap();
