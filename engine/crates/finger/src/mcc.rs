@@ -102,6 +102,11 @@ impl SearchTemplate {
         self.cylinders.len()
     }
 
+    /// The coarse codes (pre-selection signature).
+    pub(crate) fn coarse_codes(&self) -> &[CoarseCode] {
+        &self.coarse
+    }
+
     /// True when no cylinder is valid (the template cannot match anything).
     pub fn is_empty(&self) -> bool {
         self.cylinders.is_empty()
@@ -148,6 +153,12 @@ impl Matcher {
     /// similar; only comparable across candidates for the same probe.
     pub fn coarse_score(&self, candidate: &SearchTemplate) -> u32 {
         coarse_similarity(&self.probe.coarse, &candidate.coarse)
+    }
+
+    /// Coarse score against codes stored elsewhere (the gallery keeps all
+    /// codes in one contiguous array).
+    pub(crate) fn coarse_score_codes(&self, codes: &[CoarseCode]) -> u32 {
+        coarse_similarity(&self.probe.coarse, codes)
     }
 }
 
@@ -317,7 +328,7 @@ fn inside_enlarged_hull(hull: &[(f32, f32)], x: f32, y: f32, offset: f32) -> boo
 /// layers pooled into one bit (128 bits), the pooled validity mask, and
 /// the minutia direction quantised to 256 steps.
 #[derive(Debug, Clone, Copy)]
-struct CoarseCode {
+pub(crate) struct CoarseCode {
     bits: [u64; 2],
     mask: [u64; 2],
     angle: u8,
