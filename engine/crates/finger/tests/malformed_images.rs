@@ -42,6 +42,22 @@ fn too_small_flat_and_empty_images() {
         Err(FingerError::ImageSize { .. })
     ));
 
+    // Empty images at any resolution are refused before resampling.
+    for dpi in [250u16, 500, 1000] {
+        let empty = ImageView::new(0, 0, &[], dpi).expect("view");
+        assert!(matches!(
+            ClassicalExtractor.extract(&empty),
+            Err(FingerError::ImageSize { .. })
+        ));
+    }
+    // 100 px at 250 dpi is only 200 px at 500 dpi: fine; 40 px is not.
+    let narrow = vec![0u8; 40 * 400];
+    let v = ImageView::new(40, 400, &narrow, 250).expect("view");
+    assert!(matches!(
+        ClassicalExtractor.extract(&v),
+        Err(FingerError::ImageSize { .. })
+    ));
+
     let flat = vec![200u8; 300 * 300];
     let v = ImageView::new(300, 300, &flat, 500).expect("view");
     assert!(matches!(

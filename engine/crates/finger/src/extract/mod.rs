@@ -87,13 +87,13 @@ impl Extractor for ClassicalExtractor {
     fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate> {
         // Re-check: the fields are public, so the view may not come from new().
         let image = ImageView::new(image.width, image.height, image.pixels, image.dpi)?;
-        let img = resample::to_target_dpi(
-            image.width as usize,
-            image.height as usize,
-            image.pixels,
-            image.dpi,
+        // Check the size at 500 dpi before resampling, so a huge or empty
+        // input is refused before any allocation proportional to it.
+        let scale = f64::from(TARGET_DPI) / f64::from(image.dpi);
+        let (w, h) = (
+            (f64::from(image.width) * scale).round() as u32,
+            (f64::from(image.height) * scale).round() as u32,
         );
-        let (w, h) = (img.width as u32, img.height as u32);
         if w.min(h) < MIN_SIDE || w.max(h) > MAX_SIDE {
             return Err(FingerError::ImageSize {
                 width: w,
@@ -102,6 +102,13 @@ impl Extractor for ClassicalExtractor {
                 max: MAX_SIDE,
             });
         }
+        let img = resample::to_target_dpi(
+            image.width as usize,
+            image.height as usize,
+            image.pixels,
+            image.dpi,
+        );
+        let (w, h) = (img.width as u32, img.height as u32);
         let mut seg = segmentation::segment(&img);
         if seg.contrast < MIN_CONTRAST_STD {
             return Err(FingerError::LowContrast {
