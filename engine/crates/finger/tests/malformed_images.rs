@@ -50,9 +50,9 @@ fn too_small_flat_and_empty_images() {
             Err(FingerError::ImageSize { .. })
         ));
     }
-    // 100 px at 250 dpi is only 200 px at 500 dpi: fine; 40 px is not.
-    let narrow = vec![0u8; 40 * 400];
-    let v = ImageView::new(40, 400, &narrow, 250).expect("view");
+    // 30 px at 250 dpi is 60 px at 500 dpi: below the 64 px minimum.
+    let narrow = vec![0u8; 30 * 400];
+    let v = ImageView::new(30, 400, &narrow, 250).expect("view");
     assert!(matches!(
         ClassicalExtractor.extract(&v),
         Err(FingerError::ImageSize { .. })
