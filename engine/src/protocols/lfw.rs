@@ -308,6 +308,12 @@ pub struct LfwReport {
     pub impostor_mean: f64,
     /// Seconds spent extracting templates.
     pub extract_seconds: f64,
+    /// Every pair's score with subject labels (identity of the first image), for reports.
+    #[serde(skip)]
+    pub scores: sinhtrac_eval::ScoreSet,
+    /// The k-fold details.
+    #[serde(skip)]
+    pub kfold: sinhtrac_eval::KFoldAccuracy,
 }
 
 /// Score a failed pair as a certain rejection, so failures count against accuracy instead of vanishing.
@@ -332,17 +338,25 @@ pub fn evaluate(
         .collect();
     let mut folds = vec![sinhtrac_eval::ScoreSet::new(Vec::new(), Vec::new()); protocol.folds];
     let mut all = sinhtrac_eval::ScoreSet::new(Vec::new(), Vec::new());
+    let mut subject_ids: BTreeMap<&str, u32> = BTreeMap::new();
+    let (mut genuine_subjects, mut impostor_subjects) = (Vec::new(), Vec::new());
     for (pair, score) in protocol.pairs.iter().zip(&scores) {
         let s = score.map(f64::from).unwrap_or(FAILED_SCORE);
+        let identity = pair.a.split('/').next().unwrap_or(&pair.a);
+        let next = subject_ids.len() as u32;
+        let subject = *subject_ids.entry(identity).or_insert(next);
         let (fold, total) = (&mut folds[pair.fold], &mut all);
         if pair.genuine {
             fold.genuine.push(s);
             total.genuine.push(s);
+            genuine_subjects.push(subject);
         } else {
             fold.impostor.push(s);
             total.impostor.push(s);
+            impostor_subjects.push(subject);
         }
     }
+    let all = all.with_subjects(genuine_subjects, impostor_subjects)?;
     let kfold = sinhtrac_eval::kfold_accuracy(&folds)?;
     let rates = all.rates()?;
     let eer = rates.eer();
@@ -371,6 +385,8 @@ pub fn evaluate(
         genuine_mean: mean(&all.genuine),
         impostor_mean: mean(&all.impostor),
         extract_seconds,
+        scores: all,
+        kfold,
     })
 }
 

@@ -17,6 +17,39 @@ use super::{default_dataset, write_json, GlobalArgs};
 pub enum BenchCommand {
     /// Face pipeline: per-stage median latency and images/s at 1 and 2 threads.
     Face(FaceBenchArgs),
+    /// 1:N index: our flat SIMD scans (f32, f16, int8) against FAISS on the same vectors, in one run.
+    Index(IndexBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexBenchArgs {
+    /// Gallery size.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    /// Vector dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Synthetic data: `clustered` (face-like: identities with several samples) or `random`.
+    #[arg(long, default_value = "clustered")]
+    pub data: String,
+    /// Search threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Queries for the batch and recall measurements.
+    #[arg(long, default_value_t = 128)]
+    pub queries: usize,
+    /// Queries timed one at a time (latency percentiles).
+    #[arg(long, default_value_t = 50)]
+    pub batch1_queries: usize,
+    /// Use these vectors (.fvecs or .npy) instead of synthetic data.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Largest gallery for which FAISS HNSW is built (its build takes minutes per 100k here).
+    #[arg(long, default_value_t = 0)]
+    pub hnsw_max_rows: usize,
+    /// Write the table as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -241,8 +274,53 @@ fn peer_f64(v: &serde_json::Value, t: &str, key: &str) -> Option<f64> {
     v.get(t)?.get(key)?.as_f64()
 }
 
+fn run_index(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
+    use sinhtrac_index::bench::{BenchSpec, DataKind};
+    let spec = BenchSpec {
+        n: args.n,
+        dim: args.dim,
+        data: match args.data.as_str() {
+            "random" => DataKind::Random,
+            "clustered" => DataKind::Clustered {
+                samples_per_identity: 4,
+            },
+            other => anyhow::bail!("--data {other}: expected clustered or random"),
+        },
+        threads: args.threads,
+        queries: args.queries,
+        batch1_queries: args.batch1_queries,
+        vectors: args.vectors,
+        hnsw_max_rows: args.hnsw_max_rows,
+        faiss: cfg!(feature = "faiss"),
+        ..BenchSpec::default()
+    };
+    #[cfg(feature = "faiss")]
+    let extra: Option<sinhtrac_index::bench::ExtraMethods<'_>> =
+        Some(&sinhtrac_index::ann::bench_methods);
+    #[cfg(not(feature = "faiss"))]
+    let extra = None;
+    let mut table = sinhtrac_index::bench::run(&spec, extra)?;
+    if !cfg!(feature = "faiss") {
+        table
+            .notes
+            .push("built without the `faiss` feature: no FAISS peers in this run".into());
+    }
+    for var in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"] {
+        table.notes.push(format!(
+            "{var}={}",
+            std::env::var(var).unwrap_or_else(|_| "unset".into())
+        ));
+    }
+    println!("{}", table.to_markdown());
+    if let Some(path) = &args.json {
+        write_json(path, &table)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Index(args) => run_index(args),
         BenchCommand::Face(args) => {
             let lfw = args.data.clone().unwrap_or_else(|| default_dataset("lfw"));
             let paths = bench_images(&lfw, args.n)?;

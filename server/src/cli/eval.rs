@@ -22,6 +22,9 @@ pub struct LfwArgs {
     /// Write the report as JSON to this path ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a report folder: JSON, markdown summary, DET/ROC curves and score histograms (PNG, SVG).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
@@ -31,6 +34,9 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
             print_lfw(&report);
             if let Some(path) = &args.json {
                 write_json(path, &report)?;
+            }
+            if let Some(dir) = &args.report {
+                write_lfw_report(dir, &report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -93,4 +99,39 @@ pub fn print_lfw(r: &LfwReport) {
     for (name, reason) in r.failed_images.iter().take(10) {
         println!("    failed: {name} ({reason})");
     }
+}
+
+fn write_lfw_report(dir: &std::path::Path, r: &LfwReport) -> anyhow::Result<()> {
+    use sinhtrac_eval::report::{write_report, Report, ReportOptions, VerificationReport};
+    let verification = VerificationReport::compute(&r.scores, &ReportOptions::default())?
+        .with_kfold(r.kfold.clone());
+    let mut report = Report::new(
+        "LFW View 2 face verification",
+        &format!(
+            "{} folds x ({} genuine + {} impostor) pairs; models {}",
+            r.folds,
+            r.per_fold,
+            r.per_fold,
+            r.models.join(" + ")
+        ),
+    );
+    report.verification = Some(verification);
+    report.notes.push(format!(
+        "{} images, {} without a template",
+        r.images,
+        r.failed_images.len()
+    ));
+    report
+        .notes
+        .push("confidence intervals: bootstrap over identities (first image of each pair)".into());
+    let files = write_report(dir, &report)?;
+    eprintln!(
+        "report written: {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
