@@ -12,6 +12,21 @@ use super::{default_dataset, write_json, GlobalArgs};
 pub enum EvalCommand {
     /// LFW View-2 verification: 10-fold accuracy, EER, TAR at FAR=1e-3.
     Lfw(LfwArgs),
+    /// Fingerprints, FVC protocol plus an extended impostor set, on every folder of NNN_M.tif|png|bmp files.
+    Fvc(FvcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FvcArgs {
+    /// Folder (searched recursively) of FVC-style images (default: $SINHTRAC_SHARED/datasets/fingerprints).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Resolution of the images in dots per inch (rescaled to 500).
+    #[arg(long, default_value_t = 500)]
+    pub dpi: u16,
+    /// Write the report as JSON to this path ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -29,6 +44,34 @@ pub struct LfwArgs {
 
 pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        EvalCommand::Fvc(args) => {
+            let data = args.data.unwrap_or_else(|| default_dataset("fingerprints"));
+            eprintln!("eval fvc: {} (classical extractor + MCC)", data.display());
+            let report = sinhtrac_finger::fvc::evaluate_tree(&data, &sinhtrac_finger::ClassicalExtractor, args.dpi)?;
+            println!(
+                "  {:<22} {:>6} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9}",
+                "database", "images", "FTE", "EER %", "FMR100", "FMR1000", "ZeroFMR", "ext EER", "ms/image"
+            );
+            for d in &report.databases {
+                println!(
+                    "  {:<22} {:>6} {:>5} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>9.2} {:>9.1}",
+                    d.name,
+                    d.images,
+                    d.failures_to_enrol,
+                    d.fvc.eer * 100.0,
+                    d.fvc.fmr100 * 100.0,
+                    d.fvc.fmr1000 * 100.0,
+                    d.fvc.zero_fmr * 100.0,
+                    d.extended.eer * 100.0,
+                    d.extract_ms_median
+                );
+            }
+            println!("  mean EER {:.2}% (FVC protocol), {:.2}% (extended)", report.mean_eer * 100.0, report.mean_extended_eer * 100.0);
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         EvalCommand::Lfw(args) => {
             let report = run_lfw(global, args.data.unwrap_or_else(|| default_dataset("lfw")))?;
             print_lfw(&report);
