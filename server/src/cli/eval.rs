@@ -47,10 +47,22 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
         EvalCommand::Fvc(args) => {
             let data = args.data.unwrap_or_else(|| default_dataset("fingerprints"));
             eprintln!("eval fvc: {} (classical extractor + MCC)", data.display());
-            let report = sinhtrac_finger::fvc::evaluate_tree(&data, &sinhtrac_finger::ClassicalExtractor, args.dpi)?;
+            let report = sinhtrac_finger::fvc::evaluate_tree(
+                &data,
+                &sinhtrac_finger::ClassicalExtractor,
+                args.dpi,
+            )?;
             println!(
                 "  {:<22} {:>6} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9}",
-                "database", "images", "FTE", "EER %", "FMR100", "FMR1000", "ZeroFMR", "ext EER", "ms/image"
+                "database",
+                "images",
+                "FTE",
+                "EER %",
+                "FMR100",
+                "FMR1000",
+                "ZeroFMR",
+                "ext EER",
+                "ms/image"
             );
             for d in &report.databases {
                 println!(
@@ -66,7 +78,11 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
                     d.extract_ms_median
                 );
             }
-            println!("  mean EER {:.2}% (FVC protocol), {:.2}% (extended)", report.mean_eer * 100.0, report.mean_extended_eer * 100.0);
+            println!(
+                "  mean EER {:.2}% (FVC protocol), {:.2}% (extended)",
+                report.mean_eer * 100.0,
+                report.mean_extended_eer * 100.0
+            );
             if let Some(path) = &args.json {
                 write_json(path, &report)?;
             }
