@@ -9,9 +9,6 @@ use sinhtrac_tests::{
     cosine, datasets, engine, jpeg_q98, lfw, rgb, tiff_with_orientation, with_exif_orientation,
 };
 
-/// The decision threshold at FMR = 1e-3 on LFW impostor pairs (see README, "Accuracy").
-const THRESHOLD_FMR_1E3: f32 = 0.33;
-
 fn face_error(r: sinhtrac_engine::Result<impl std::fmt::Debug>) -> FaceError {
     match r {
         Err(Error::Face(e)) => e,
@@ -20,7 +17,7 @@ fn face_error(r: sinhtrac_engine::Result<impl std::fmt::Debug>) -> FaceError {
 }
 
 #[test]
-fn same_person_is_above_and_different_people_below_the_threshold() {
+fn same_person_matches_and_different_people_do_not_at_the_calibrated_threshold() {
     let e = engine();
     let t = |name: &str, i: u32| e.extract(&rgb(&lfw(name, i))).unwrap().template;
     let (a1, a3, a4) = (
@@ -30,13 +27,40 @@ fn same_person_is_above_and_different_people_below_the_threshold() {
     );
     let (s1, s2) = (t("Aaron_Sorkin", 1), t("Aaron_Sorkin", 2));
     for (x, y) in [(&a1, &a3), (&a1, &a4), (&a3, &a4), (&s1, &s2)] {
-        let s = x.similarity(y).unwrap();
-        assert!(s > THRESHOLD_FMR_1E3, "same person scored {s}");
+        let d = e.decide(x.similarity(y).unwrap(), Some(1e-3)).unwrap();
+        assert!(d.accept, "same person refused: {d:?}");
     }
     for (x, y) in [(&a1, &s1), (&a3, &s2), (&a4, &s1)] {
-        let s = x.similarity(y).unwrap();
-        assert!(s < THRESHOLD_FMR_1E3, "different people scored {s}");
+        let d = e.decide(x.similarity(y).unwrap(), Some(1e-3)).unwrap();
+        assert!(!d.accept, "different people matched: {d:?}");
+        assert_eq!(d.target_fmr, 1e-3);
     }
+}
+
+#[test]
+fn a_stricter_target_fmr_uses_a_higher_threshold() {
+    let e = engine();
+    let thresholds: Vec<f32> = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+        .iter()
+        .map(|&f| e.decide(0.5, Some(f)).unwrap().threshold)
+        .collect();
+    assert!(thresholds.windows(2).all(|w| w[0] < w[1]), "{thresholds:?}");
+    // The configured default is what a call without a target gets.
+    let default = e.decide(0.5, None).unwrap();
+    assert_eq!(default.target_fmr, e.config().target_fmr);
+    // A target the calibration does not hold is refused, not guessed.
+    assert_eq!(
+        e.decide(0.5, Some(3e-4)).unwrap_err().reason(),
+        "MODEL_UNCALIBRATED"
+    );
+    // Without calibration files no decision is possible.
+    let mut config = FaceConfig::default();
+    config.calibration_dir = std::env::temp_dir().join("sinhtrac-no-calibration");
+    let uncalibrated = FaceEngine::load(config).unwrap();
+    assert_eq!(
+        uncalibrated.decide(0.9, None).unwrap_err().reason(),
+        "MODEL_UNCALIBRATED"
+    );
 }
 
 #[test]
