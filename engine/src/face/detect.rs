@@ -7,6 +7,7 @@
 
 use image::RgbImage;
 
+use crate::image::resize_area;
 use crate::runtime::{output, Colour, ModelEntry, ModelError, ModelSession, RuntimeConfig};
 
 /// An axis-aligned face box in image pixels.
@@ -128,20 +129,22 @@ impl Detector {
             ((w as f32 * scale).round() as u32).max(1),
             ((h as f32 * scale).round() as u32).max(1),
         );
-        let scaled;
-        let src = if (sw, sh) == (w, h) {
-            img
-        } else {
-            scaled = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
-            &scaled
-        };
         let round_up = |v: u32| v.div_ceil(self.align) * self.align;
         let (pw, ph) = match self.fixed {
             Some(f) => (f, f),
             None => (round_up(sw), round_up(sh)),
         };
         let entry = self.model.entry();
-        let tensor = planar_tensor(src, pw, ph, entry.colour, entry.mean, entry.std);
+        let (colour, mean, std) = (entry.colour, entry.mean, entry.std);
+        let tensor = if (sw, sh) == (w, h) {
+            planar_tensor(img, pw, ph, colour, mean, std)
+        } else if scale < 0.5 {
+            // Shrinking a lot: average boxes first, so small faces do not alias away.
+            planar_tensor(&resize_area(img, sw, sh), pw, ph, colour, mean, std)
+        } else {
+            // Enlarging or mild shrinking: resample straight into the tensor (one pass, no image copy).
+            planar_tensor_resized(img, sw, sh, pw, ph, colour, mean, std)
+        };
         let outputs = self
             .model
             .run_f32(&[1, 3, ph as usize, pw as usize], &tensor)?;
@@ -315,6 +318,56 @@ pub(crate) fn planar_tensor(
     t
 }
 
+/// Bilinear resize of `img` to `sw`×`sh` (OpenCV `INTER_LINEAR` semantics) written straight into a
+/// zero-padded planar tensor of `pw`×`ph`, with the model's colour order and normalisation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn planar_tensor_resized(
+    img: &RgbImage,
+    sw: u32,
+    sh: u32,
+    pw: u32,
+    ph: u32,
+    colour: Colour,
+    mean: f32,
+    std: f32,
+) -> Vec<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (ow, oh) = (sw.min(pw) as usize, sh.min(ph) as usize);
+    let plane = pw as usize * ph as usize;
+    let inv = 1.0 / std;
+    let mut t = vec![(0.0 - mean) * inv; 3 * plane];
+    if w == 0 || h == 0 {
+        return t;
+    }
+    let order: [usize; 3] = match colour {
+        Colour::Bgr => [2, 1, 0],
+        _ => [0, 1, 2],
+    };
+    let taps = |n_src: usize, n_dst: u32, i: usize| {
+        let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
+        let i0 = (f.floor() as usize).min(n_src - 1);
+        (i0, (i0 + 1).min(n_src - 1), f - i0 as f32)
+    };
+    let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| taps(w, sw, x)).collect();
+    let raw = img.as_raw();
+    let stride = w * 3;
+    for y in 0..oh {
+        let (y0, y1, wy) = taps(h, sh, y);
+        let (r0, r1) = (&raw[y0 * stride..][..stride], &raw[y1 * stride..][..stride]);
+        for (c, &src_c) in order.iter().enumerate() {
+            let dst = &mut t[c * plane + y * pw as usize..][..ow];
+            for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
+                let (a, b) = (r0[x0 * 3 + src_c] as f32, r0[x1 * 3 + src_c] as f32);
+                let (p, q) = (r1[x0 * 3 + src_c] as f32, r1[x1 * 3 + src_c] as f32);
+                let top = a + (b - a) * wx;
+                let bottom = p + (q - p) * wx;
+                *d = (top + (bottom - top) * wy - mean) * inv;
+            }
+        }
+    }
+    t
+}
+
 fn clip_box(b: &mut FaceBox, w: f32, h: f32) {
     let x2 = (b.x + b.width).min(w);
     let y2 = (b.y + b.height).min(h);
@@ -378,6 +431,27 @@ mod tests {
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].score, 0.9);
         assert_eq!(kept[1].bbox.x, 50.0);
+    }
+
+    #[test]
+    fn fused_resize_matches_resize_then_pack() {
+        let img = RgbImage::from_fn(25, 19, |x, y| {
+            image::Rgb([(x * 9) as u8, (y * 13) as u8, ((x + y) * 5) as u8])
+        });
+        let direct = planar_tensor_resized(&img, 64, 48, 64, 64, Colour::Bgr, 0.0, 1.0);
+        let two_step = planar_tensor(
+            &crate::image::resize_bilinear(&img, 64, 48),
+            64,
+            64,
+            Colour::Bgr,
+            0.0,
+            1.0,
+        );
+        // resize_bilinear rounds to u8; the fused path keeps fractions.
+        assert!(direct
+            .iter()
+            .zip(&two_step)
+            .all(|(a, b)| (a - b).abs() <= 0.5 + 1e-4));
     }
 
     #[test]
