@@ -54,9 +54,11 @@ fn a_stricter_target_fmr_uses_a_higher_threshold() {
         "MODEL_UNCALIBRATED"
     );
     // Without calibration files no decision is possible.
-    let mut config = FaceConfig::default();
-    config.calibration_dir = std::env::temp_dir().join("sinhtrac-no-calibration");
-    let uncalibrated = FaceEngine::load(config).unwrap();
+    let uncalibrated = FaceEngine::load(FaceConfig {
+        calibration_dir: std::env::temp_dir().join("sinhtrac-no-calibration"),
+        ..FaceConfig::default()
+    })
+    .unwrap();
     assert_eq!(
         uncalibrated.decide(0.9, None).unwrap_err().reason(),
         "MODEL_UNCALIBRATED"
