@@ -286,6 +286,14 @@ impl Detector {
     }
 }
 
+/// Which RGB channel feeds each tensor plane.
+fn channel_order(colour: Colour) -> [usize; 3] {
+    match colour {
+        Colour::Bgr => [2, 1, 0],
+        _ => [0, 1, 2],
+    }
+}
+
 /// Pack an RGB image into a zero-padded planar (NCHW) tensor of `pw`×`ph` in the model's colour order
 /// and normalisation. Padding holds the value of a black pixel.
 pub(crate) fn planar_tensor(
@@ -300,10 +308,7 @@ pub(crate) fn planar_tensor(
     let plane = pw as usize * ph as usize;
     let inv = 1.0 / std;
     let mut t = vec![(0.0 - mean) * inv; 3 * plane];
-    let order: [usize; 3] = match colour {
-        Colour::Bgr => [2, 1, 0],
-        _ => [0, 1, 2],
-    };
+    let order = channel_order(colour);
     let raw = img.as_raw();
     let stride = img.width() as usize * 3;
     for y in 0..h {
@@ -339,10 +344,7 @@ pub(crate) fn planar_tensor_resized(
     if w == 0 || h == 0 {
         return t;
     }
-    let order: [usize; 3] = match colour {
-        Colour::Bgr => [2, 1, 0],
-        _ => [0, 1, 2],
-    };
+    let order = channel_order(colour);
     let taps = |n_src: usize, n_dst: u32, i: usize| {
         let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
         let i0 = (f.floor() as usize).min(n_src - 1);

@@ -342,7 +342,7 @@ impl Template {
             });
         }
         let q_len = r.u16()? as usize;
-        if q_len < QUALITY_V1_FIELDS * 4 || q_len % 4 != 0 {
+        if q_len < QUALITY_V1_FIELDS * 4 || !q_len.is_multiple_of(4) {
             return Err(TemplateError::InvalidField {
                 field: "quality",
                 detail: format!("{q_len} bytes"),

@@ -53,7 +53,7 @@ pub fn read_fvecs(path: &Path) -> Result<(Vec<f32>, usize)> {
 
 /// Writes a `.fvecs` file.
 pub fn write_fvecs(path: &Path, values: &[f32], dim: usize) -> Result<()> {
-    if dim == 0 || values.len() % dim != 0 {
+    if dim == 0 || !values.len().is_multiple_of(dim) {
         return Err(IndexError::InvalidArgument(
             "write_fvecs: values not a multiple of dim".into(),
         ));

@@ -233,7 +233,7 @@ impl FlatIndex {
     /// it, the first batch inserted is the sample.
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
         let dim = self.cfg.dim;
-        if sample.is_empty() || sample.len() % dim != 0 {
+        if sample.is_empty() || !sample.len().is_multiple_of(dim) {
             return Err(IndexError::DimensionMismatch {
                 expected: dim,
                 received: sample.len() % dim,

@@ -77,7 +77,7 @@ impl FlatIndex {
 
     pub(crate) fn prepare(&self, queries: &[f32]) -> Result<Prepared> {
         let dim = self.dim();
-        if queries.is_empty() || queries.len() % dim != 0 {
+        if queries.is_empty() || !queries.len().is_multiple_of(dim) {
             return Err(IndexError::DimensionMismatch {
                 expected: dim,
                 received: queries.len() % dim,

@@ -156,7 +156,7 @@ pub fn kernels_for(level: SimdLevel) -> Option<&'static Kernels> {
 pub(crate) fn tile_shape(q_len: usize, r_len: usize, dim: usize, out_len: usize) -> (usize, usize) {
     assert!(dim > 0, "tile kernel: dim must be > 0");
     assert!(
-        q_len % dim == 0 && r_len % dim == 0,
+        q_len.is_multiple_of(dim) && r_len.is_multiple_of(dim),
         "tile kernel: lengths not multiples of dim"
     );
     let (nq, nr) = (q_len / dim, r_len / dim);
