@@ -184,3 +184,14 @@ fn corrupt_and_truncated_images_are_typed_errors() {
     ));
     assert!(matches!(decode(&[], &limits), Err(ImageError::Empty)));
 }
+
+#[test]
+fn a_missing_file_is_unreadable_not_corrupt() {
+    let e = sinhtrac_engine::image::decode_file(
+        std::path::Path::new("/nonexistent/selfie.jpg"),
+        &DecodeLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), "IMAGE_UNREADABLE");
+    assert!(e.to_string().contains("/nonexistent/selfie.jpg"));
+}

@@ -45,6 +45,14 @@ pub enum ImageError {
     /// The data is corrupt or truncated.
     #[error("image data is corrupt or truncated: {0}")]
     Corrupt(String),
+    /// The file could not be read at all.
+    #[error("cannot read image file {path}: {detail}")]
+    Unreadable {
+        /// File.
+        path: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl ImageError {
@@ -55,6 +63,7 @@ impl ImageError {
             ImageError::TooManyBytes { .. } | ImageError::TooLarge { .. } => "IMAGE_TOO_LARGE",
             ImageError::UnsupportedFormat(_) => "IMAGE_UNSUPPORTED_FORMAT",
             ImageError::ZeroSize | ImageError::Corrupt(_) => "IMAGE_CORRUPT",
+            ImageError::Unreadable { .. } => "IMAGE_UNREADABLE",
         }
     }
 }
@@ -237,16 +246,18 @@ pub fn decode_file(
     path: &std::path::Path,
     limits: &DecodeLimits,
 ) -> Result<DecodedImage, ImageError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
+    let unreadable = |e: std::io::Error| ImageError::Unreadable {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.len() > limits.max_bytes as u64 {
         return Err(ImageError::TooManyBytes {
             bytes: meta.len() as usize,
             max: limits.max_bytes,
         });
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ImageError::Corrupt(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(unreadable)?;
     decode(&bytes, limits)
 }
 
