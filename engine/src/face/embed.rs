@@ -76,6 +76,11 @@ impl Embedder {
         self.model.entry().sha256_bytes()
     }
 
+    /// sha256 of the model file, lower-case hex (as in the manifest and calibration files).
+    pub fn model_sha256_hex(&self) -> &str {
+        &self.model.entry().sha256
+    }
+
     /// Side of the aligned crop the model takes.
     pub fn input_size(&self) -> u32 {
         self.size

@@ -401,16 +401,9 @@ impl FaceEngine {
     /// Decide whether a face similarity is a match at `target_fmr` (default: the configured one), with
     /// the embedder's calibration. An uncalibrated embedder cannot decide.
     pub fn decide(&self, similarity: f32, target_fmr: Option<f64>) -> Result<Decision> {
-        let sha: String = self
-            .embedder
-            .model_sha256()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let fmr = target_fmr.unwrap_or(self.config.target_fmr);
-        Ok(self
-            .calibrations
-            .decide(self.embedder.model_id(), &sha, similarity, fmr)?)
+        let (id, sha) = (self.embedder.model_id(), self.embedder.model_sha256_hex());
+        Ok(self.calibrations.decide(id, sha, similarity, fmr)?)
     }
 
     /// Passive liveness of the selected face of an image.

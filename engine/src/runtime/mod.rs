@@ -128,13 +128,6 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment,
     env.as_ref().map_err(|e| ModelError::RuntimeInit(e.clone()))
 }
 
-/// sha256 of a file, lower-case hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// A verified model with a pool of ONNX Runtime sessions.
 pub struct ModelSession {
     entry: ModelEntry,

@@ -39,15 +39,9 @@ pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCod
             let extracted = extract_all(&engine, &protocol, &progress);
             eprintln!();
             let impostors = all_impostor_scores(&extracted);
-            let sha: String = engine
-                .embedder
-                .model_sha256()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
             let cal = Calibration::from_impostors(
                 engine.embedder.model_id(),
-                &sha,
+                engine.embedder.model_sha256_hex(),
                 sinhtrac_eval::Modality::Face,
                 &impostors,
                 &args.targets,
