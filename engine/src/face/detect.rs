@@ -295,7 +295,8 @@ fn channel_order(colour: Colour) -> [usize; 3] {
 }
 
 /// Pack an RGB image into a zero-padded planar (NCHW) tensor of `pw`×`ph` in the model's colour order
-/// and normalisation. Padding holds the value of a black pixel.
+/// and normalisation. Padding holds the value of a black pixel. (The resampling path at the image's own
+/// size: identity taps give exactly the source values.)
 pub(crate) fn planar_tensor(
     img: &RgbImage,
     pw: u32,
@@ -304,23 +305,7 @@ pub(crate) fn planar_tensor(
     mean: f32,
     std: f32,
 ) -> Vec<f32> {
-    let (w, h) = (img.width().min(pw) as usize, img.height().min(ph) as usize);
-    let plane = pw as usize * ph as usize;
-    let inv = 1.0 / std;
-    let mut t = vec![(0.0 - mean) * inv; 3 * plane];
-    let order = channel_order(colour);
-    let raw = img.as_raw();
-    let stride = img.width() as usize * 3;
-    for y in 0..h {
-        let row = &raw[y * stride..][..w * 3];
-        for (c, &src_c) in order.iter().enumerate() {
-            let dst = &mut t[c * plane + y * pw as usize..][..w];
-            for (x, d) in dst.iter_mut().enumerate() {
-                *d = (row[x * 3 + src_c] as f32 - mean) * inv;
-            }
-        }
-    }
-    t
+    planar_tensor_resized(img, img.width(), img.height(), pw, ph, colour, mean, std)
 }
 
 /// Bilinear resize of `img` to `sw`×`sh` (OpenCV `INTER_LINEAR` semantics) written straight into a
@@ -454,6 +439,19 @@ mod tests {
             .iter()
             .zip(&two_step)
             .all(|(a, b)| (a - b).abs() <= 0.5 + 1e-4));
+    }
+
+    #[test]
+    fn packing_at_the_source_size_copies_pixels_exactly() {
+        let img = RgbImage::from_fn(7, 5, |x, y| {
+            image::Rgb([(x * 30) as u8, (y * 40) as u8, 200])
+        });
+        let t = planar_tensor(&img, 8, 8, Colour::Rgb, 0.0, 1.0);
+        for (x, y, p) in img.enumerate_pixels() {
+            for c in 0..3 {
+                assert_eq!(t[c * 64 + y as usize * 8 + x as usize], p.0[c] as f32);
+            }
+        }
     }
 
     #[test]
