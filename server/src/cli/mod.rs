@@ -2,9 +2,12 @@
 
 mod bench;
 mod calibrate;
+mod client;
 mod demo;
 mod eval;
 mod face;
+mod load;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +91,15 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// The main job on embedded defaults: compare sample faces, check liveness, evaluate LFW.
     Demo(demo::DemoArgs),
+    /// Run the gRPC service.
+    Serve(Box<serve::ServeArgs>),
+    /// Call a running service.
+    Client(client::ClientArgs),
+    /// Load-test a running service (bounded in time and calls).
+    Load(load::LoadArgs),
+    /// API key helpers.
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -111,6 +123,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calibrate(c) => calibrate::run(&cli.global, c),
         Command::Bench(c) => bench::run(&cli.global, c),
         Command::Demo(a) => demo::run(&cli.global, a),
+        Command::Serve(a) => serve::run(&cli.global, *a),
+        Command::Keys(c) => serve::run_keys(c),
+        Command::Client(a) => client::run(a),
+        Command::Load(a) => load::run(a),
     }
 }
 

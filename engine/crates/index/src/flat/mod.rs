@@ -192,6 +192,11 @@ impl FlatIndex {
         self.ids.get(row).copied()
     }
 
+    /// Tag of a row.
+    pub fn tag_of_row(&self, row: usize) -> Option<Tag> {
+        self.tags.get(row).copied()
+    }
+
     /// Whether a row is a tombstone.
     #[inline]
     pub fn is_deleted(&self, row: usize) -> bool {

@@ -1,0 +1,970 @@
+//! The `sinhtrac.v1.Biometrics` handlers. Each RPC: authenticate (interceptor), admit, run the engine
+//! work on a worker under the deadline, write the audit record (durable before the reply), count it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sinhtrac_engine::face::FaceEngine;
+use sinhtrac_engine::gallery::{Gallery, SearchMode};
+use sinhtrac_store::{NewSubject, NewTemplate};
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::audit::{AuditLog, AuditRecord};
+use super::auth::{principal, Principal};
+use super::config::{DuplicatePolicy, ServerConfig};
+use super::errors::{self, status, Reason};
+use super::jobs::Jobs;
+use super::limits::{Cancel, Limits};
+use super::metrics::{code_name, Metrics};
+use super::probe::{self, Probe, ProbeOptions};
+use crate::proto;
+use crate::proto::biometrics_server::Biometrics;
+
+/// Largest `top_k` of an Identify.
+pub const MAX_TOP_K: u32 = 100;
+/// Longest client reference kept in the audit log.
+const MAX_CLIENT_REFERENCE: usize = 128;
+
+/// What every handler shares.
+pub struct Shared {
+    /// The face pipeline.
+    pub engine: Arc<FaceEngine>,
+    /// Store + index.
+    pub gallery: Arc<Gallery>,
+    /// Audit log.
+    pub audit: AuditLog,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Admission control and deadlines.
+    pub limits: Limits,
+    /// Configuration.
+    pub config: ServerConfig,
+    /// Background jobs.
+    pub jobs: Jobs,
+}
+
+/// The service.
+#[derive(Clone)]
+pub struct BiometricsService {
+    s: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One request in flight: who, what, since when, and its audit record.
+struct Call {
+    method: &'static str,
+    principal: Principal,
+    deadline: Instant,
+    started: Instant,
+    audit: AuditRecord,
+}
+
+fn reference(r: &str) -> Result<String, Status> {
+    if r.len() > MAX_CLIENT_REFERENCE {
+        return Err(errors::invalid("client_reference is longer than 128 bytes"));
+    }
+    Ok(r.chars().filter(|c| !c.is_control()).collect())
+}
+
+/// Decision threshold at a target FMR. A requested FMR the calibration does not hold is the caller's
+/// error; a missing calibration for the configured one is the server's.
+fn threshold_at(engine: &FaceEngine, requested: f64, default: f64) -> Result<(f32, f64), Status> {
+    if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
+        return Err(errors::invalid(
+            "target_fmr must be in (0, 1), or 0 for the default",
+        ));
+    }
+    let fmr = if requested == 0.0 { default } else { requested };
+    match engine.decide(0.0, Some(fmr)) {
+        Ok(d) => Ok((d.threshold, fmr)),
+        Err(e) if requested != 0.0 && e.reason() == "MODEL_UNCALIBRATED" => {
+            Err(errors::invalid(format!("target_fmr {requested}: {e}")))
+        }
+        Err(e) => Err(errors::engine(e)),
+    }
+}
+
+fn decision(
+    engine: &FaceEngine,
+    score: f32,
+    requested: f64,
+    default: f64,
+) -> Result<proto::Decision, Status> {
+    let (threshold, fmr) = threshold_at(engine, requested, default)?;
+    let d = engine.decide(score, Some(fmr)).map_err(errors::engine)?;
+    Ok(proto::Decision {
+        score,
+        threshold,
+        target_fmr: fmr,
+        r#match: d.accept,
+        model_id: d.model_id,
+        calibration: d.calibration,
+    })
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl BiometricsService {
+    /// A service over shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        BiometricsService { s: shared }
+    }
+
+    fn begin<T>(&self, method: &'static str, req: &Request<T>) -> Result<Call, Status> {
+        let principal = principal(req)?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let audit = AuditRecord {
+            ts_ms: now_ms(),
+            request_id,
+            tenant: principal.tenant.clone(),
+            key_id: principal.key_id.clone(),
+            operation: method,
+            model_ids: vec![self.s.gallery.space().model_id.clone()],
+            ..Default::default()
+        };
+        Ok(Call {
+            method,
+            deadline: self.s.limits.deadline(req.metadata()),
+            principal,
+            started: Instant::now(),
+            audit,
+        })
+    }
+
+    /// Audit and count the outcome; the reply goes out only once its audit record is durable.
+    async fn finish<T>(
+        &self,
+        mut call: Call,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        };
+        call.audit.status = code_name(code).to_string();
+        if let Err(s) = &result {
+            call.audit.reason = errors::reason_of(s);
+        }
+        let elapsed = call.started.elapsed().as_secs_f64();
+        call.audit.elapsed_ms = elapsed * 1e3;
+        let audited = self.s.audit.record(&call.audit).await;
+        self.s.metrics.finish(call.method, code, elapsed);
+        tracing::info!(
+            method = call.method,
+            request_id = %call.audit.request_id,
+            tenant = %call.principal.tenant,
+            code = code_name(code),
+            ms = elapsed * 1e3,
+            "request"
+        );
+        let request_id = call.audit.request_id.parse().ok();
+        if let Err(e) = audited {
+            // Fail closed: a decision that cannot be audited is not given.
+            tracing::error!(error = %e, "audit record not written");
+            return Err(status(
+                Code::Internal,
+                Reason::InternalError,
+                "audit log unavailable",
+            ));
+        }
+        match result {
+            Ok(v) => {
+                let mut r = Response::new(v);
+                if let Some(id) = request_id {
+                    r.metadata_mut().insert("x-request-id", id);
+                }
+                Ok(r)
+            }
+            Err(mut s) => {
+                if let Some(id) = request_id {
+                    s.metadata_mut().insert("x-request-id", id);
+                }
+                Err(s)
+            }
+        }
+    }
+
+    /// Run `work` on a worker for this call.
+    async fn work<T, F>(&self, call: &Call, work: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared, &Cancel) -> Result<T, Status> + Send + 'static,
+    {
+        let s = self.s.clone();
+        self.s
+            .limits
+            .run(call.method, call.deadline, move |c| work(&s, c))
+            .await
+    }
+}
+
+/// Enrolment of one subject (shared by Enroll and EnrollBatch).
+fn enroll_one(
+    s: &Shared,
+    tenant: &str,
+    req: &proto::EnrollRequest,
+    cancel: &Cancel,
+) -> Result<proto::EnrollResponse, Status> {
+    sinhtrac_store::validate_subject_id(&req.subject_id).map_err(|e| {
+        status(
+            Code::InvalidArgument,
+            Reason::InvalidSubjectId,
+            e.to_string(),
+        )
+    })?;
+    if req.biometrics.is_empty() {
+        return Err(errors::invalid(
+            "at least one face image or template is required",
+        ));
+    }
+    if req.biometrics.len() > 16 {
+        return Err(errors::invalid("at most 16 biometrics per enrolment"));
+    }
+    let opts = ProbeOptions {
+        enrolment: true,
+        liveness: false,
+    };
+    let mut probes: Vec<Probe> = Vec::with_capacity(req.biometrics.len());
+    for b in &req.biometrics {
+        cancel.check()?;
+        probes.push(probe::extract(
+            &s.engine,
+            s.gallery.space(),
+            Some(b),
+            opts,
+            cancel,
+            &s.metrics,
+        )?);
+    }
+    let policy = match req.duplicate_policy() {
+        proto::DuplicatePolicy::Unspecified => s.config.duplicate_policy,
+        proto::DuplicatePolicy::Reject => DuplicatePolicy::Reject,
+        proto::DuplicatePolicy::Flag => DuplicatePolicy::Flag,
+        proto::DuplicatePolicy::Allow => DuplicatePolicy::Allow,
+    };
+    let mut duplicates = Vec::new();
+    if policy != DuplicatePolicy::Allow {
+        cancel.check()?;
+        let (threshold, _) = threshold_at(&s.engine, 0.0, s.config.target_fmr)?;
+        let t0 = Instant::now();
+        for p in &probes {
+            let found = s
+                .gallery
+                .identify(tenant, &p.vector, 5, threshold, SearchMode::Exact)
+                .map_err(errors::gallery)?;
+            for c in found {
+                // Re-enrolling (replace) the same subject is not a duplicate of itself.
+                if c.subject_id != req.subject_id
+                    && !duplicates
+                        .iter()
+                        .any(|d: &proto::Candidate| d.subject_id == c.subject_id)
+                {
+                    duplicates.push(proto::Candidate {
+                        subject_id: c.subject_id,
+                        score: c.score,
+                        rank: 0,
+                    });
+                }
+            }
+        }
+        s.metrics.stage("search", t0.elapsed().as_secs_f64());
+        duplicates.sort_by(|a, b| b.score.total_cmp(&a.score));
+        for (i, d) in duplicates.iter_mut().enumerate() {
+            d.rank = i as u32 + 1;
+        }
+        if policy == DuplicatePolicy::Reject && !duplicates.is_empty() {
+            return Err(status(
+                Code::AlreadyExists,
+                Reason::DuplicateIdentity,
+                format!(
+                    "the face matches {} enrolled subject(s) at the configured false-match rate",
+                    duplicates.len()
+                ),
+            ));
+        }
+    }
+    cancel.check()?;
+    let model_id = s.gallery.space().model_id.clone();
+    let subject = NewSubject {
+        subject_id: req.subject_id.clone(),
+        metadata: req.metadata.clone().into_iter().collect(),
+        templates: probes
+            .iter()
+            .map(|p| NewTemplate::face(model_id.clone(), p.template.clone(), p.quality_score))
+            .collect(),
+    };
+    let t0 = Instant::now();
+    if req.replace {
+        s.gallery.replace(tenant, &subject)
+    } else {
+        s.gallery.enroll(tenant, &subject)
+    }
+    .map_err(errors::gallery)?;
+    s.metrics.stage("store", t0.elapsed().as_secs_f64());
+    s.metrics.gallery_templates.set(s.gallery.indexed() as i64);
+    Ok(proto::EnrollResponse {
+        subject_id: req.subject_id.clone(),
+        templates: probes
+            .into_iter()
+            .map(|p| proto::TemplateInfo {
+                modality: proto::Modality::Face as i32,
+                model_id: model_id.clone(),
+                quality: Some(p.quality),
+                template: p.template,
+            })
+            .collect(),
+        possible_duplicates: duplicates,
+        request_id: String::new(),
+    })
+}
+
+type JobStream = Pin<Box<dyn Stream<Item = Result<proto::Job, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Biometrics for BiometricsService {
+    async fn enroll(
+        &self,
+        req: Request<proto::EnrollRequest>,
+    ) -> Result<Response<proto::EnrollResponse>, Status> {
+        let mut call = self.begin("Enroll", &req)?;
+        let r = req.into_inner();
+        call.audit.subject_id = Some(r.subject_id.clone());
+        let result = async {
+            call.principal.require_operator()?;
+            call.audit.client_reference = reference(&r.client_reference)?;
+            let tenant = call.principal.tenant.clone();
+            let mut resp = self
+                .work(&call, move |s, c| enroll_one(s, &tenant, &r, c))
+                .await?;
+            resp.request_id = call.audit.request_id.clone();
+            Ok(resp)
+        }
+        .await;
+        if let Ok(resp) = &result {
+            call.audit.decision = Some(true);
+            call.audit.candidates = resp
+                .possible_duplicates
+                .iter()
+                .map(|c| (c.subject_id.clone(), c.score))
+                .collect();
+        }
+        self.finish(call, result).await
+    }
+
+    async fn enroll_batch(
+        &self,
+        req: Request<Streaming<proto::EnrollRequest>>,
+    ) -> Result<Response<proto::EnrollBatchResponse>, Status> {
+        let mut call = self.begin("EnrollBatch", &req)?;
+        let mut stream = req.into_inner();
+        let result = async {
+            call.principal.require_operator()?;
+            let mut out = proto::EnrollBatchResponse::default();
+            let mut index = 0u64;
+            while let Some(item) = stream.message().await? {
+                let tenant = call.principal.tenant.clone();
+                let subject_id = item.subject_id.clone();
+                let r = self
+                    .work(&call, move |s, c| enroll_one(s, &tenant, &item, c))
+                    .await;
+                let mut entry = proto::EnrollBatchItem {
+                    index,
+                    subject_id,
+                    ..Default::default()
+                };
+                match r {
+                    Ok(resp) => {
+                        out.enrolled += 1;
+                        entry.possible_duplicates = resp.possible_duplicates;
+                    }
+                    Err(e) if e.code() == Code::DeadlineExceeded || e.code() == Code::Internal => {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        out.failed += 1;
+                        entry.code = e.code() as i32;
+                        entry.reason = errors::reason_of(&e).unwrap_or_default();
+                        entry.message = e.message().to_string();
+                    }
+                }
+                out.items.push(entry);
+                index += 1;
+            }
+            Ok(out)
+        }
+        .await;
+        if let Ok(r) = &result {
+            call.audit.candidates = r
+                .items
+                .iter()
+                .map(|i| (i.subject_id.clone(), i.code as f32))
+                .collect();
+        }
+        self.finish(call, result).await
+    }
+
+    async fn verify(
+        &self,
+        req: Request<proto::VerifyRequest>,
+    ) -> Result<Response<proto::VerifyResponse>, Status> {
+        let mut call = self.begin("Verify", &req)?;
+        let r = req.into_inner();
+        call.audit.subject_id = Some(r.subject_id.clone());
+        let result = async {
+            call.audit.client_reference = reference(&r.client_reference)?;
+            let tenant = call.principal.tenant.clone();
+            self.work(&call, move |s, c| {
+                let enrolled = s
+                    .gallery
+                    .subject_vectors(&tenant, &r.subject_id)
+                    .map_err(errors::gallery)?;
+                if enrolled.is_empty() {
+                    return Err(status(
+                        Code::FailedPrecondition,
+                        Reason::TemplateModelMismatch,
+                        "the subject has no face template of the served model",
+                    ));
+                }
+                let opts = ProbeOptions {
+                    enrolment: false,
+                    liveness: r.check_liveness,
+                };
+                let p = probe::extract(
+                    &s.engine,
+                    s.gallery.space(),
+                    r.probe.as_ref(),
+                    opts,
+                    c,
+                    &s.metrics,
+                )?;
+                let score = enrolled
+                    .iter()
+                    .map(|v| dot(v, &p.vector))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let d = decision(&s.engine, score, r.target_fmr, s.config.target_fmr)?;
+                Ok(proto::VerifyResponse {
+                    decision: Some(d),
+                    probe_quality: Some(p.quality),
+                    liveness: p.liveness,
+                    request_id: String::new(),
+                })
+            })
+            .await
+        }
+        .await
+        .map(|mut resp| {
+            resp.request_id = call.audit.request_id.clone();
+            resp
+        });
+        if let Ok(resp) = &result {
+            if let Some(d) = &resp.decision {
+                call.audit.score = Some(d.score);
+                call.audit.threshold = Some(d.threshold);
+                call.audit.target_fmr = Some(d.target_fmr);
+                call.audit.decision = Some(d.r#match);
+            }
+            call.audit.liveness_score = resp.liveness.as_ref().map(|l| l.score);
+        }
+        self.finish(call, result).await
+    }
+
+    async fn compare(
+        &self,
+        req: Request<proto::CompareRequest>,
+    ) -> Result<Response<proto::CompareResponse>, Status> {
+        let mut call = self.begin("Compare", &req)?;
+        let r = req.into_inner();
+        let result = async {
+            call.audit.client_reference = reference(&r.client_reference)?;
+            self.work(&call, move |s, c| {
+                let space = s.gallery.space();
+                let a = probe::extract(
+                    &s.engine,
+                    space,
+                    r.a.as_ref(),
+                    ProbeOptions {
+                        enrolment: false,
+                        liveness: r.check_liveness_a,
+                    },
+                    c,
+                    &s.metrics,
+                )?;
+                c.check()?;
+                let b = probe::extract(
+                    &s.engine,
+                    space,
+                    r.b.as_ref(),
+                    ProbeOptions::default(),
+                    c,
+                    &s.metrics,
+                )?;
+                let d = decision(
+                    &s.engine,
+                    dot(&a.vector, &b.vector),
+                    r.target_fmr,
+                    s.config.target_fmr,
+                )?;
+                Ok(proto::CompareResponse {
+                    decision: Some(d),
+                    quality_a: Some(a.quality),
+                    quality_b: Some(b.quality),
+                    liveness_a: a.liveness,
+                    template_a: a.template,
+                    template_b: b.template,
+                    request_id: String::new(),
+                })
+            })
+            .await
+        }
+        .await
+        .map(|mut resp| {
+            resp.request_id = call.audit.request_id.clone();
+            resp
+        });
+        if let Ok(resp) = &result {
+            if let Some(d) = &resp.decision {
+                call.audit.score = Some(d.score);
+                call.audit.threshold = Some(d.threshold);
+                call.audit.target_fmr = Some(d.target_fmr);
+                call.audit.decision = Some(d.r#match);
+            }
+            call.audit.liveness_score = resp.liveness_a.as_ref().map(|l| l.score);
+        }
+        self.finish(call, result).await
+    }
+
+    async fn identify(
+        &self,
+        req: Request<proto::IdentifyRequest>,
+    ) -> Result<Response<proto::IdentifyResponse>, Status> {
+        let mut call = self.begin("Identify", &req)?;
+        let r = req.into_inner();
+        let result = async {
+            call.audit.client_reference = reference(&r.client_reference)?;
+            let k = if r.top_k == 0 { 10 } else { r.top_k };
+            if k > MAX_TOP_K {
+                return Err(errors::invalid(format!("top_k must be 1-{MAX_TOP_K}")));
+            }
+            let mode = match r.mode() {
+                proto::SearchMode::Approximate => SearchMode::Approximate,
+                _ => SearchMode::Exact,
+            };
+            let tenant = call.principal.tenant.clone();
+            self.work(&call, move |s, c| {
+                let (threshold, fmr) = threshold_at(&s.engine, r.target_fmr, s.config.target_fmr)?;
+                let p = probe::extract(
+                    &s.engine,
+                    s.gallery.space(),
+                    r.probe.as_ref(),
+                    ProbeOptions::default(),
+                    c,
+                    &s.metrics,
+                )?;
+                c.check()?;
+                let t0 = Instant::now();
+                let found = s
+                    .gallery
+                    .identify(&tenant, &p.vector, k as usize, threshold, mode)
+                    .map_err(errors::gallery)?;
+                s.metrics.stage("search", t0.elapsed().as_secs_f64());
+                Ok(proto::IdentifyResponse {
+                    candidates: found
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| proto::Candidate {
+                            subject_id: c.subject_id,
+                            score: c.score,
+                            rank: i as u32 + 1,
+                        })
+                        .collect(),
+                    threshold,
+                    target_fmr: fmr,
+                    model_id: s.gallery.space().model_id.clone(),
+                    gallery_size: s.gallery.indexed_for(&tenant) as u64,
+                    probe_quality: Some(p.quality),
+                    request_id: String::new(),
+                })
+            })
+            .await
+        }
+        .await
+        .map(|mut resp| {
+            resp.request_id = call.audit.request_id.clone();
+            resp
+        });
+        if let Ok(resp) = &result {
+            call.audit.threshold = Some(resp.threshold);
+            call.audit.target_fmr = Some(resp.target_fmr);
+            call.audit.decision = Some(!resp.candidates.is_empty());
+            call.audit.candidates = resp
+                .candidates
+                .iter()
+                .map(|c| (c.subject_id.clone(), c.score))
+                .collect();
+        }
+        self.finish(call, result).await
+    }
+
+    async fn check_liveness(
+        &self,
+        req: Request<proto::CheckLivenessRequest>,
+    ) -> Result<Response<proto::CheckLivenessResponse>, Status> {
+        let mut call = self.begin("CheckLiveness", &req)?;
+        let r = req.into_inner();
+        call.audit.model_ids = self.s.engine.liveness.model_ids();
+        let result = async {
+            call.audit.client_reference = reference(&r.client_reference)?;
+            self.work(&call, move |s, c| {
+                let image = r
+                    .image
+                    .ok_or_else(|| errors::invalid("an image is required"))?;
+                let bio = proto::Biometric {
+                    source: Some(proto::biometric::Source::FaceImage(image)),
+                };
+                let p = probe::extract(
+                    &s.engine,
+                    s.gallery.space(),
+                    Some(&bio),
+                    ProbeOptions {
+                        enrolment: false,
+                        liveness: true,
+                    },
+                    c,
+                    &s.metrics,
+                )?;
+                Ok(proto::CheckLivenessResponse {
+                    liveness: p.liveness,
+                    quality: Some(p.quality),
+                    request_id: String::new(),
+                })
+            })
+            .await
+        }
+        .await
+        .map(|mut resp| {
+            resp.request_id = call.audit.request_id.clone();
+            resp
+        });
+        if let Ok(resp) = &result {
+            if let Some(l) = &resp.liveness {
+                call.audit.liveness_score = Some(l.score);
+                call.audit.threshold = Some(l.threshold);
+                call.audit.decision = Some(l.live);
+            }
+        }
+        self.finish(call, result).await
+    }
+
+    async fn delete_subject(
+        &self,
+        req: Request<proto::DeleteSubjectRequest>,
+    ) -> Result<Response<proto::DeleteSubjectResponse>, Status> {
+        let mut call = self.begin("DeleteSubject", &req)?;
+        let r = req.into_inner();
+        call.audit.subject_id = Some(r.subject_id.clone());
+        let result = async {
+            call.principal.require_operator()?;
+            call.audit.client_reference = reference(&r.client_reference)?;
+            let tenant = call.principal.tenant.clone();
+            self.work(&call, move |s, _| {
+                let receipt = s
+                    .gallery
+                    .delete(&tenant, &r.subject_id)
+                    .map_err(errors::gallery)?;
+                s.metrics.gallery_templates.set(s.gallery.indexed() as i64);
+                Ok(proto::DeleteSubjectResponse {
+                    subject_id: r.subject_id,
+                    templates_removed: receipt.removed.len() as u32,
+                    request_id: String::new(),
+                })
+            })
+            .await
+        }
+        .await
+        .map(|mut resp| {
+            resp.request_id = call.audit.request_id.clone();
+            resp
+        });
+        self.finish(call, result).await
+    }
+
+    async fn get_subject(
+        &self,
+        req: Request<proto::GetSubjectRequest>,
+    ) -> Result<Response<proto::Subject>, Status> {
+        let mut call = self.begin("GetSubject", &req)?;
+        let r = req.into_inner();
+        call.audit.subject_id = Some(r.subject_id.clone());
+        let tenant = call.principal.tenant.clone();
+        let result = self
+            .work(&call, move |s, _| {
+                let rec = s
+                    .gallery
+                    .get(&tenant, &r.subject_id)
+                    .map_err(errors::gallery)?;
+                Ok(proto::Subject {
+                    subject_id: rec.subject_id,
+                    metadata: rec.metadata.into_iter().collect(),
+                    templates: rec
+                        .templates
+                        .iter()
+                        .map(|t| {
+                            let quality = s.gallery.space().accept(&t.data).ok().map(|tpl| {
+                                let q = tpl.quality;
+                                proto::Quality {
+                                    detection_score: q.detection_score,
+                                    inter_eye_px: q.inter_eye_px,
+                                    sharpness: q.sharpness,
+                                    brightness: q.brightness,
+                                    yaw_deg: q.yaw_deg,
+                                    pitch_deg: q.pitch_deg,
+                                    roll_deg: q.roll_deg,
+                                    faces_in_image: 0,
+                                }
+                            });
+                            proto::TemplateInfo {
+                                modality: match t.modality {
+                                    sinhtrac_store::Modality::Face => proto::Modality::Face,
+                                    sinhtrac_store::Modality::Finger => proto::Modality::Finger,
+                                } as i32,
+                                model_id: t.model_id.clone(),
+                                quality,
+                                // Template bytes are biometric data: not returned by a read.
+                                template: Vec::new(),
+                            }
+                        })
+                        .collect(),
+                    created_at_ms: rec.created_at_ms,
+                    updated_at_ms: rec.updated_at_ms,
+                })
+            })
+            .await;
+        self.finish(call, result).await
+    }
+
+    async fn list_subjects(
+        &self,
+        req: Request<proto::ListSubjectsRequest>,
+    ) -> Result<Response<proto::ListSubjectsResponse>, Status> {
+        let call = self.begin("ListSubjects", &req)?;
+        let r = req.into_inner();
+        let tenant = call.principal.tenant.clone();
+        let result = async {
+            let size = if r.page_size == 0 { 100 } else { r.page_size };
+            if size > 1000 {
+                return Err(errors::invalid("page_size must be 1-1000"));
+            }
+            self.work(&call, move |s, _| {
+                let cursor = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+                let page = s
+                    .gallery
+                    .store()
+                    .list(&tenant, size as usize, cursor)
+                    .map_err(|e| errors::gallery(e.into()))?;
+                Ok(proto::ListSubjectsResponse {
+                    subjects: page
+                        .subjects
+                        .into_iter()
+                        .map(|s| proto::SubjectSummary {
+                            subject_id: s.subject_id,
+                            metadata: s.metadata.into_iter().collect(),
+                            template_count: s.template_count,
+                            created_at_ms: s.created_at_ms,
+                            updated_at_ms: s.updated_at_ms,
+                        })
+                        .collect(),
+                    next_page_token: page.next_cursor.unwrap_or_default(),
+                })
+            })
+            .await
+        }
+        .await;
+        self.finish(call, result).await
+    }
+
+    async fn gallery_stats(
+        &self,
+        req: Request<proto::GalleryStatsRequest>,
+    ) -> Result<Response<proto::GalleryStatsResponse>, Status> {
+        let call = self.begin("GalleryStats", &req)?;
+        let tenant = call.principal.tenant.clone();
+        let result = self
+            .work(&call, move |s, _| {
+                let st = s
+                    .gallery
+                    .store()
+                    .stats(&tenant)
+                    .map_err(|e| errors::gallery(e.into()))?;
+                Ok(proto::GalleryStatsResponse {
+                    subjects: st.subjects,
+                    face_templates: st.face_templates,
+                    finger_templates: st.finger_templates,
+                    indexed_face_templates: s.gallery.indexed_for(&tenant) as u64,
+                    face_model_id: s.gallery.space().model_id.clone(),
+                })
+            })
+            .await;
+        self.finish(call, result).await
+    }
+
+    async fn start_duplicate_sweep(
+        &self,
+        req: Request<proto::StartDuplicateSweepRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let mut call = self.begin("StartDuplicateSweep", &req)?;
+        let r = req.into_inner();
+        let result = async {
+            let (threshold, fmr) =
+                threshold_at(&self.s.engine, r.target_fmr, self.s.config.target_fmr)?;
+            call.audit.threshold = Some(threshold);
+            call.audit.target_fmr = Some(fmr);
+            let max_pairs = if r.max_pairs == 0 {
+                10_000
+            } else {
+                r.max_pairs.min(1_000_000)
+            } as usize;
+            let slot = self.s.jobs.claim()?;
+            let job = proto::Job {
+                job_id: uuid::Uuid::new_v4().to_string(),
+                state: proto::JobState::Running as i32,
+                started_at_ms: now_ms(),
+                ..Default::default()
+            };
+            let entry = self.s.jobs.create(&call.principal.tenant, job.clone());
+            let s = self.s.clone();
+            let tenant = call.principal.tenant.clone();
+            let audit = call.audit.clone();
+            std::thread::Builder::new()
+                .name("sinhtrac-sweep".into())
+                .spawn(move || {
+                    let _slot = slot;
+                    let outcome =
+                        s.gallery
+                            .duplicate_sweep(&tenant, threshold, max_pairs, |f, n| {
+                                entry.update(|j| {
+                                    j.progress = f;
+                                    j.pairs_found = n as u64;
+                                });
+                                true
+                            });
+                    let mut audit = AuditRecord {
+                        operation: "DuplicateSweepFinished",
+                        ts_ms: now_ms(),
+                        ..audit
+                    };
+                    match outcome {
+                        Ok((pairs, swept)) => {
+                            audit.status = "OK".into();
+                            audit.candidates = pairs
+                                .iter()
+                                .take(100)
+                                .map(|p| (format!("{}~{}", p.subject_a, p.subject_b), p.score))
+                                .collect();
+                            let result = proto::DuplicateSweepResult {
+                                job: None,
+                                pairs: pairs
+                                    .into_iter()
+                                    .map(|p| proto::DuplicatePair {
+                                        subject_a: p.subject_a,
+                                        subject_b: p.subject_b,
+                                        score: p.score,
+                                    })
+                                    .collect(),
+                                threshold,
+                                target_fmr: fmr,
+                                model_id: s.gallery.space().model_id.clone(),
+                                templates_swept: swept as u64,
+                            };
+                            let n = result.pairs.len() as u64;
+                            entry.update(|j| j.pairs_found = n);
+                            entry.finish(result, now_ms());
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "duplicate sweep failed");
+                            audit.status = "INTERNAL".into();
+                            audit.reason = Some(e.reason().into());
+                            entry.update(|j| {
+                                j.state = proto::JobState::Failed as i32;
+                                j.error = e.to_string();
+                                j.finished_at_ms = now_ms();
+                            });
+                        }
+                    }
+                    // Best effort from a plain thread: the writer thread does the I/O.
+                    let log = s.audit.clone();
+                    let rt = tokio::runtime::Builder::new_current_thread().build();
+                    if let Ok(rt) = rt {
+                        if let Err(e) = rt.block_on(log.record(&audit)) {
+                            tracing::error!(error = %e, "sweep audit record not written");
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot start sweep thread");
+                    status(
+                        Code::Internal,
+                        Reason::InternalError,
+                        "cannot start the sweep",
+                    )
+                })?;
+            Ok(job)
+        }
+        .await;
+        self.finish(call, result).await
+    }
+
+    type WatchJobStream = JobStream;
+
+    async fn watch_job(
+        &self,
+        req: Request<proto::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let call = self.begin("WatchJob", &req)?;
+        let r = req.into_inner();
+        let result = self
+            .s
+            .jobs
+            .get(&call.principal.tenant, &r.job_id)
+            .map(|entry| {
+                let mut rx = entry.state.subscribe();
+                let (tx, out) = tokio::sync::mpsc::channel(16);
+                tokio::spawn(async move {
+                    loop {
+                        let job = rx.borrow_and_update().clone();
+                        let done = job.state != proto::JobState::Running as i32;
+                        if tx.send(Ok(job)).await.is_err() || done {
+                            break;
+                        }
+                        if rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)) as JobStream
+            });
+        self.finish(call, result).await
+    }
+
+    async fn get_job_result(
+        &self,
+        req: Request<proto::GetJobResultRequest>,
+    ) -> Result<Response<proto::DuplicateSweepResult>, Status> {
+        let call = self.begin("GetJobResult", &req)?;
+        let r = req.into_inner();
+        let result = self
+            .s
+            .jobs
+            .get(&call.principal.tenant, &r.job_id)
+            .and_then(|e| e.result());
+        self.finish(call, result).await
+    }
+}
