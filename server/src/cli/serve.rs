@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Seconds to drain in-flight requests at shutdown.
     #[arg(long)]
     pub shutdown_grace_s: Option<u64>,
+    /// Refuse images with several faces (MULTIPLE_FACES) instead of using the largest.
+    #[arg(long)]
+    pub strict_faces: bool,
 }
 
 /// `sinhtrac keys ...`.
@@ -138,6 +141,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.shutdown_grace_s {
         c.shutdown_grace_s = v;
+    }
+    if args.strict_faces {
+        c.multi_face = sinhtrac_engine::face::MultiFacePolicy::Strict;
     }
     c.validate()?;
     Ok(c)

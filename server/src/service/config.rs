@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_grace_s: u64,
+    /// Images with several faces: use the largest (default) or refuse with MULTIPLE_FACES (strict).
+    pub multi_face: sinhtrac_engine::face::MultiFacePolicy,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +106,7 @@ impl Default for ServerConfig {
             approximate_tier: true,
             tls: None,
             shutdown_grace_s: 30,
+            multi_face: sinhtrac_engine::face::MultiFacePolicy::Largest,
         }
     }
 }

@@ -140,7 +140,7 @@ impl Limits {
             .and_then(parse_grpc_timeout);
         match asked {
             Some(t) => {
-                let margin = (t / 20).min(Duration::from_millis(50));
+                let margin = (t / 10).min(Duration::from_millis(50));
                 now + t.saturating_sub(margin).min(self.default_deadline.max(t))
             }
             None => now + self.default_deadline,

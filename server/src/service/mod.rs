@@ -50,6 +50,8 @@ pub async fn serve(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let mut face = face;
+    face.multi_face = config.multi_face;
     let engine = tokio::task::spawn_blocking(move || FaceEngine::load(face))
         .await?
         .context("loading the face models")?;

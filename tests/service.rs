@@ -1,0 +1,984 @@
+//! The gRPC service as a caller sees it: the real `sinhtrac serve` binary on loopback, real models on
+//! LFW images, a real gallery file, real statuses. Each test starts its own server in a temp folder.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use image::{DynamicImage, ImageFormat, RgbImage};
+use sinhtrac_server::proto::biometrics_client::BiometricsClient;
+use sinhtrac_server::proto::{self, biometric::Source};
+use sinhtrac_server::service::errors::reason_of;
+use sinhtrac_tests::{encode, lfw, png_with_forged_size, read, rgb};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::{Code, Request, Status};
+
+const BANK: &str = "key-bank-0123";
+const BANK_READER: &str = "key-bank-reader-4567";
+const INSURANCE: &str = "key-insurance-89ab";
+
+struct Server {
+    child: Child,
+    addr: String,
+    metrics: String,
+    dir: PathBuf,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sinhtrac-svc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sinhtrac"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--gallery")
+            .arg(dir.join("gallery.db"))
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .args(["--api-key", &format!("bank:{BANK}")])
+            .args(["--api-key", &format!("bank:{BANK_READER}:reader")])
+            .args(["--api-key", &format!("insurance:{INSURANCE}")])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+            .spawn()
+            .expect("start sinhtrac serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut addr, mut metrics) = (None, None);
+        while addr.is_none() || metrics.is_none() {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(l) if l.starts_with("sinhtrac: listening on ") => {
+                    addr = Some(format!("{}", &l["sinhtrac: listening on ".len()..]))
+                }
+                Ok(l) if l.starts_with("sinhtrac: metrics on ") => {
+                    metrics =
+                        Some(l["sinhtrac: metrics on http://".len()..].replace("/metrics", ""))
+                }
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "server did not start: {}",
+                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                ),
+            }
+        }
+        Server {
+            child,
+            addr: addr.unwrap(),
+            metrics: metrics.unwrap(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    async fn client(&self, key: &str) -> Client {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Client {
+            inner: BiometricsClient::new(channel).max_decoding_message_size(64 << 20),
+            key: key.to_string(),
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that sends its API key.
+#[derive(Clone)]
+struct Client {
+    inner: BiometricsClient<Channel>,
+    key: String,
+}
+
+impl Client {
+    fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if !self.key.is_empty() {
+            r.metadata_mut()
+                .insert("x-api-key", self.key.parse().unwrap());
+        }
+        r
+    }
+}
+
+fn image(path: &Path) -> proto::Biometric {
+    proto::Biometric {
+        source: Some(Source::FaceImage(proto::Image { data: read(path) })),
+    }
+}
+
+fn bytes(data: Vec<u8>) -> proto::Biometric {
+    proto::Biometric {
+        source: Some(Source::FaceImage(proto::Image { data })),
+    }
+}
+
+fn template(data: Vec<u8>) -> proto::Biometric {
+    proto::Biometric {
+        source: Some(Source::Template(data)),
+    }
+}
+
+fn enroll_req(id: &str, bio: Vec<proto::Biometric>) -> proto::EnrollRequest {
+    proto::EnrollRequest {
+        subject_id: id.into(),
+        biometrics: bio,
+        ..Default::default()
+    }
+}
+
+fn verify_req(id: &str, probe: proto::Biometric) -> proto::VerifyRequest {
+    proto::VerifyRequest {
+        subject_id: id.into(),
+        probe: Some(probe),
+        ..Default::default()
+    }
+}
+
+#[track_caller]
+fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, reason: &str) {
+    let e = r.expect_err("expected an error status");
+    assert_eq!(e.code(), code, "{e:?}");
+    assert_eq!(reason_of(&e).as_deref(), Some(reason), "{e:?}");
+}
+
+async fn enroll(c: &mut Client, id: &str, path: &Path) -> proto::EnrollResponse {
+    let r = c.req(enroll_req(id, vec![image(path)]));
+    c.inner.enroll(r).await.unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrol_verify_compare_identify_liveness_and_gallery_reads() {
+    let dir = temp_dir("e2e");
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+
+    let e = enroll(&mut c, "VN-001", &lfw("Colin_Powell", 40)).await;
+    assert_eq!(e.templates.len(), 1);
+    assert!(!e.request_id.is_empty());
+    enroll(&mut c, "VN-002", &lfw("Tony_Blair", 18)).await;
+    enroll(&mut c, "VN-003", &lfw("Serena_Williams", 1)).await;
+
+    // 1:1 genuine and impostor, decisions at the configured FMR with the calibrated threshold.
+    let r = c.req(proto::VerifyRequest {
+        check_liveness: true,
+        ..verify_req("VN-001", image(&lfw("Colin_Powell", 49)))
+    });
+    let v = c.inner.verify(r).await.unwrap().into_inner();
+    let d = v.decision.unwrap();
+    assert!(d.r#match, "{d:?}");
+    assert_eq!(d.target_fmr, 1e-4);
+    assert!(d.score >= d.threshold && d.threshold > 0.3);
+    assert_eq!(d.model_id, "mobilefacenet-128");
+    assert!(v.liveness.is_some() && v.probe_quality.is_some());
+    let r = c.req(verify_req("VN-001", image(&lfw("Tony_Blair", 32))));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(!d.r#match, "{d:?}");
+
+    // Compare (no gallery) returns templates; a template is a valid probe afterwards.
+    let r = c.req(proto::CompareRequest {
+        a: Some(image(&lfw("Serena_Williams", 3))),
+        b: Some(image(&lfw("Serena_Williams", 14))),
+        ..Default::default()
+    });
+    let cmp = c.inner.compare(r).await.unwrap().into_inner();
+    assert!(cmp.decision.unwrap().r#match);
+    let r = c.req(verify_req("VN-003", template(cmp.template_a.clone())));
+    assert!(
+        c.inner
+            .verify(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .r#match
+    );
+
+    // 1:N: the right subject first; an unknown face finds nobody above the threshold.
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(image(&lfw("Tony_Blair", 48))),
+        top_k: 5,
+        ..Default::default()
+    });
+    let id = c.inner.identify(r).await.unwrap().into_inner();
+    assert_eq!(id.candidates[0].subject_id, "VN-002");
+    assert_eq!(id.candidates[0].rank, 1);
+    assert_eq!(id.gallery_size, 3);
+    assert!(id.candidates.iter().all(|c| c.score >= id.threshold));
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(template(cmp.template_a)),
+        mode: proto::SearchMode::Approximate as i32,
+        ..Default::default()
+    });
+    let id = c.inner.identify(r).await.unwrap().into_inner();
+    assert_eq!(id.candidates[0].subject_id, "VN-003");
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(image(&lfw("Jennifer_Aniston", 1))),
+        ..Default::default()
+    });
+    assert!(c
+        .inner
+        .identify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates
+        .is_empty());
+
+    // Liveness on the bona fide and attack samples.
+    let pad = sinhtrac_tests::datasets().join("face_pad_samples");
+    let live = |name: &str| {
+        let mut c = c.clone();
+        let data = read(&pad.join(name));
+        async move {
+            let r = c.req(proto::CheckLivenessRequest {
+                image: Some(proto::Image { data }),
+                ..Default::default()
+            });
+            c.inner
+                .check_liveness(r)
+                .await
+                .unwrap()
+                .into_inner()
+                .liveness
+                .unwrap()
+        }
+    };
+    assert!(live("minivision_image_T1.jpg").await.live);
+    assert!(!live("minivision_image_F1.jpg").await.live);
+
+    // Reads, paging, stats, delete.
+    let r = c.req(proto::GetSubjectRequest {
+        subject_id: "VN-001".into(),
+    });
+    let s = c.inner.get_subject(r).await.unwrap().into_inner();
+    assert_eq!(s.templates.len(), 1);
+    assert!(
+        s.templates[0].template.is_empty(),
+        "reads never return biometric data"
+    );
+    let r = c.req(proto::ListSubjectsRequest {
+        page_size: 2,
+        page_token: String::new(),
+    });
+    let p1 = c.inner.list_subjects(r).await.unwrap().into_inner();
+    assert_eq!(p1.subjects.len(), 2);
+    let r = c.req(proto::ListSubjectsRequest {
+        page_size: 2,
+        page_token: p1.next_page_token,
+    });
+    let p2 = c.inner.list_subjects(r).await.unwrap().into_inner();
+    assert_eq!(p2.subjects.len(), 1);
+    assert!(p2.next_page_token.is_empty());
+    let r = c.req(proto::DeleteSubjectRequest {
+        subject_id: "VN-002".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.inner
+            .delete_subject(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .templates_removed,
+        1
+    );
+    let r = c.req(proto::GalleryStatsRequest {});
+    let st = c.inner.gallery_stats(r).await.unwrap().into_inner();
+    assert_eq!((st.subjects, st.indexed_face_templates), (2, 2));
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(image(&lfw("Tony_Blair", 48))),
+        ..Default::default()
+    });
+    let id = c.inner.identify(r).await.unwrap().into_inner();
+    assert!(id.candidates.iter().all(|c| c.subject_id != "VN-002"));
+
+    // The audit log has every call, with decisions and request ids, and no biometric data.
+    let audit = server.audit_lines();
+    assert!(audit.len() >= 14, "{}", audit.len());
+    let verify = audit.iter().find(|l| l["operation"] == "Verify").unwrap();
+    assert_eq!(verify["subject_id"], "VN-001");
+    assert_eq!(verify["decision"], true);
+    assert!(verify["threshold"].as_f64().unwrap() > 0.3);
+    let text = std::fs::read_to_string(server.dir.join("audit.jsonl")).unwrap();
+    assert!(!text.contains("STPL") && text.len() < 20_000);
+
+    // Metrics count the calls.
+    let metrics = http_get(&server.metrics, "/metrics").await;
+    assert!(
+        metrics.contains("sinhtrac_requests_total{code=\"OK\",method=\"Verify\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sinhtrac_stage_seconds_bucket{stage=\"extract\""));
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// A template's bytes with the CRC recomputed after `edit`.
+fn edited(mut t: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let n = t.len() - 4;
+    t.truncate(n);
+    edit(&mut t);
+    let crc = crc32fast::hash(&t);
+    t.extend_from_slice(&crc.to_le_bytes());
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_precise_status_and_leaves_the_gallery_intact() {
+    let dir = temp_dir("errors");
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+    let e = enroll(&mut c, "CLAIM-1", &lfw("Colin_Powell", 40)).await;
+    let good = e.templates[0].template.clone();
+    assert!(good.starts_with(b"STPL"));
+    let probe = lfw("Colin_Powell", 49);
+
+    // Images: corrupt, empty, decompression-bomb header, no face.
+    let mut corrupt = read(&probe);
+    corrupt.truncate(corrupt.len() / 2);
+    let v = |b: proto::Biometric| c.req(verify_req("CLAIM-1", b));
+    assert_status(
+        c.inner.clone().verify(v(bytes(corrupt))).await,
+        Code::InvalidArgument,
+        "IMAGE_CORRUPT",
+    );
+    assert_status(
+        c.inner.clone().verify(v(bytes(vec![]))).await,
+        Code::InvalidArgument,
+        "IMAGE_EMPTY",
+    );
+    assert_status(
+        c.inner
+            .clone()
+            .verify(v(bytes(png_with_forged_size(60_000, 60_000))))
+            .await,
+        Code::InvalidArgument,
+        "IMAGE_TOO_LARGE",
+    );
+    let blank = encode(
+        &DynamicImage::ImageRgb8(RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]))),
+        ImageFormat::Png,
+    );
+    assert_status(
+        c.inner.clone().verify(v(bytes(blank))).await,
+        Code::InvalidArgument,
+        "NO_FACE",
+    );
+
+    // Templates: wrong version, corrupt, NaN, wrong dimension, not a template.
+    let header = 4 + 2 + 1 + 1 + 1 + good[8] as usize + 32;
+    let dim_at = header;
+    let qlen = u16::from_le_bytes([good[dim_at + 4], good[dim_at + 5]]) as usize;
+    let vec_at = dim_at + 6 + qlen;
+    let v2 = edited(good.clone(), |t| {
+        t[4..6].copy_from_slice(&2u16.to_le_bytes())
+    });
+    assert_status(
+        c.inner.clone().verify(v(template(v2))).await,
+        Code::InvalidArgument,
+        "TEMPLATE_VERSION",
+    );
+    let mut flipped = good.clone();
+    flipped[vec_at] ^= 0x55;
+    assert_status(
+        c.inner.clone().verify(v(template(flipped))).await,
+        Code::InvalidArgument,
+        "TEMPLATE_CORRUPT",
+    );
+    let nan = edited(good.clone(), |t| {
+        t[vec_at..vec_at + 4].copy_from_slice(&f32::NAN.to_le_bytes())
+    });
+    assert_status(
+        c.inner.clone().verify(v(template(nan))).await,
+        Code::InvalidArgument,
+        "TEMPLATE_NON_FINITE",
+    );
+    let short = {
+        let mut t = sinhtrac_engine::template::Template::decode(&good).unwrap();
+        t.payload = sinhtrac_engine::template::Payload::Vector(vec![0.125; 64]);
+        t.encode()
+    };
+    assert_status(
+        c.inner.clone().verify(v(template(short))).await,
+        Code::InvalidArgument,
+        "TEMPLATE_DIMENSION",
+    );
+    assert_status(
+        c.inner
+            .clone()
+            .verify(v(template(b"not a template".to_vec())))
+            .await,
+        Code::InvalidArgument,
+        "TEMPLATE_BAD_MAGIC",
+    );
+
+    // Subjects: unknown, duplicate id, same face under another id (policy reject / flag), bad id.
+    let r = c.req(verify_req("NOBODY", image(&probe)));
+    assert_status(c.inner.verify(r).await, Code::NotFound, "SUBJECT_NOT_FOUND");
+    let r = c.req(enroll_req("CLAIM-1", vec![image(&lfw("Tony_Blair", 18))]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::AlreadyExists,
+        "SUBJECT_EXISTS",
+    );
+    let r = c.req(enroll_req("CLAIM-2", vec![image(&probe)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::AlreadyExists,
+        "DUPLICATE_IDENTITY",
+    );
+    let r = c.req(proto::EnrollRequest {
+        duplicate_policy: proto::DuplicatePolicy::Flag as i32,
+        ..enroll_req("CLAIM-2", vec![image(&probe)])
+    });
+    let flagged = c.inner.enroll(r).await.unwrap().into_inner();
+    assert_eq!(flagged.possible_duplicates[0].subject_id, "CLAIM-1");
+    let r = c.req(enroll_req("bad id with spaces", vec![image(&probe)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "INVALID_SUBJECT_ID",
+    );
+    let r = c.req(enroll_req("CLAIM-3", vec![]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    let r = c.req(enroll_req(
+        "CLAIM-3",
+        vec![proto::Biometric {
+            source: Some(Source::FingerImage(proto::FingerImage {
+                data: vec![1, 2, 3],
+                position: 2,
+                dpi: 500,
+            })),
+        }],
+    ));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "MODALITY_UNSUPPORTED",
+    );
+    let r = c.req(proto::VerifyRequest {
+        target_fmr: 0.5,
+        ..verify_req("CLAIM-1", image(&probe))
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+
+    // Keys: none, unknown, read-only key writing.
+    let mut anon = server.client("").await;
+    let r = anon.req(proto::GalleryStatsRequest {});
+    assert_status(
+        anon.inner.gallery_stats(r).await,
+        Code::Unauthenticated,
+        "API_KEY_INVALID",
+    );
+    let mut wrong = server.client("guess").await;
+    let r = wrong.req(proto::GalleryStatsRequest {});
+    assert_status(
+        wrong.inner.gallery_stats(r).await,
+        Code::Unauthenticated,
+        "API_KEY_INVALID",
+    );
+    let mut reader = server.client(BANK_READER).await;
+    let r = reader.req(proto::DeleteSubjectRequest {
+        subject_id: "CLAIM-1".into(),
+        ..Default::default()
+    });
+    assert_status(
+        reader.inner.delete_subject(r).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+    let r = reader.req(verify_req("CLAIM-1", image(&probe)));
+    assert!(
+        reader
+            .inner
+            .verify(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .r#match
+    );
+
+    // Nothing above changed the stored data: two subjects, both still verify.
+    let r = c.req(proto::GalleryStatsRequest {});
+    let st = c.inner.gallery_stats(r).await.unwrap().into_inner();
+    assert_eq!(
+        (st.subjects, st.face_templates, st.indexed_face_templates),
+        (2, 2, 2)
+    );
+    for id in ["CLAIM-1", "CLAIM-2"] {
+        let r = c.req(verify_req(id, image(&probe)));
+        assert!(
+            c.inner
+                .verify(r)
+                .await
+                .unwrap()
+                .into_inner()
+                .decision
+                .unwrap()
+                .r#match
+        );
+    }
+    // Every refusal is audited with its reason.
+    let audit = server.audit_lines();
+    assert!(audit.iter().any(|l| l["reason"] == "DUPLICATE_IDENTITY"));
+    assert!(audit.iter().any(|l| l["reason"] == "TEMPLATE_NON_FINITE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_face_policy_refuses_several_faces() {
+    let dir = temp_dir("strict");
+    let server = Server::start(&dir, &["--strict-faces"]);
+    let mut c = server.client(BANK).await;
+    let (a, b) = (rgb(&lfw("Colin_Powell", 40)), rgb(&lfw("Tony_Blair", 18)));
+    let mut two = RgbImage::new(a.width() + b.width(), a.height().max(b.height()));
+    image::imageops::replace(&mut two, &a, 0, 0);
+    image::imageops::replace(&mut two, &b, a.width() as i64, 0);
+    let r = c.req(enroll_req(
+        "TWO",
+        vec![bytes(encode(
+            &DynamicImage::ImageRgb8(two),
+            ImageFormat::Png,
+        ))],
+    ));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "MULTIPLE_FACES",
+    );
+    let r = c.req(enroll_req("ONE", vec![image(&lfw("Colin_Powell", 40))]));
+    c.inner.enroll(r).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_reach_another_tenants_gallery() {
+    let dir = temp_dir("tenants");
+    let server = Server::start(&dir, &[]);
+    let mut bank = server.client(BANK).await;
+    let mut ins = server.client(INSURANCE).await;
+    enroll(&mut bank, "CUST-7", &lfw("Colin_Powell", 40)).await;
+    let probe = lfw("Colin_Powell", 49);
+
+    let r = ins.req(proto::GetSubjectRequest {
+        subject_id: "CUST-7".into(),
+    });
+    assert_status(
+        ins.inner.get_subject(r).await,
+        Code::NotFound,
+        "SUBJECT_NOT_FOUND",
+    );
+    let r = ins.req(verify_req("CUST-7", image(&probe)));
+    assert_status(
+        ins.inner.verify(r).await,
+        Code::NotFound,
+        "SUBJECT_NOT_FOUND",
+    );
+    let r = ins.req(proto::DeleteSubjectRequest {
+        subject_id: "CUST-7".into(),
+        ..Default::default()
+    });
+    assert_status(
+        ins.inner.delete_subject(r).await,
+        Code::NotFound,
+        "SUBJECT_NOT_FOUND",
+    );
+    let r = ins.req(proto::IdentifyRequest {
+        probe: Some(image(&probe)),
+        ..Default::default()
+    });
+    assert!(ins
+        .inner
+        .identify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates
+        .is_empty());
+    let r = ins.req(proto::ListSubjectsRequest::default());
+    assert!(ins
+        .inner
+        .list_subjects(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .subjects
+        .is_empty());
+    // The same subject id is free in the other tenant, and the same face is not a duplicate there.
+    enroll(&mut ins, "CUST-7", &probe).await;
+    // A sweep job of one tenant is invisible to the other.
+    let r = bank.req(proto::StartDuplicateSweepRequest::default());
+    let job = bank
+        .inner
+        .start_duplicate_sweep(r)
+        .await
+        .unwrap()
+        .into_inner();
+    let r = ins.req(proto::GetJobResultRequest {
+        job_id: job.job_id.clone(),
+    });
+    assert_status(
+        ins.inner.get_job_result(r).await,
+        Code::NotFound,
+        "JOB_NOT_FOUND",
+    );
+
+    let r = bank.req(verify_req("CUST-7", image(&probe)));
+    assert!(
+        bank.inner
+            .verify(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .r#match
+    );
+    let r = bank.req(proto::GalleryStatsRequest {});
+    assert_eq!(
+        bank.inner
+            .gallery_stats(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .subjects,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_enrolment_and_duplicate_sweep() {
+    let dir = temp_dir("sweep");
+    let server = Server::start(&dir, &["--duplicate-policy", "allow"]);
+    let mut c = server.client(BANK).await;
+    let items = vec![
+        enroll_req("P-1", vec![image(&lfw("Colin_Powell", 40))]),
+        enroll_req("P-2", vec![image(&lfw("Tony_Blair", 18))]),
+        enroll_req("P-3", vec![bytes(b"garbage".to_vec())]),
+        // The same person under a second identity: the fraud a sweep must find.
+        enroll_req("P-4", vec![image(&lfw("Colin_Powell", 49))]),
+        enroll_req("P-5", vec![image(&lfw("Serena_Williams", 1))]),
+        // A profile view fails the enrolment quality gate.
+        enroll_req("P-6", vec![image(&lfw("Colin_Powell", 71))]),
+    ];
+    let r = c.req(tokio_stream::iter(items));
+    let batch = c.inner.enroll_batch(r).await.unwrap().into_inner();
+    assert_eq!((batch.enrolled, batch.failed), (4, 2), "{:?}", batch.items);
+    assert_eq!(batch.items[2].reason, "IMAGE_UNSUPPORTED_FORMAT");
+    assert_eq!(batch.items[5].reason, "LOW_QUALITY");
+    assert_eq!(batch.items[2].code, Code::InvalidArgument as i32);
+
+    let r = c.req(proto::StartDuplicateSweepRequest::default());
+    let job = c.inner.start_duplicate_sweep(r).await.unwrap().into_inner();
+    let r = c.req(proto::WatchJobRequest {
+        job_id: job.job_id.clone(),
+    });
+    let mut stream = c.inner.watch_job(r).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(j) = stream.message().await.unwrap() {
+        last = Some(j);
+    }
+    assert_eq!(last.unwrap().state, proto::JobState::Succeeded as i32);
+    let r = c.req(proto::GetJobResultRequest { job_id: job.job_id });
+    let result = c.inner.get_job_result(r).await.unwrap().into_inner();
+    assert_eq!(result.templates_swept, 4);
+    assert_eq!(result.pairs.len(), 1, "{:?}", result.pairs);
+    let p = &result.pairs[0];
+    let mut pair = [p.subject_a.as_str(), p.subject_b.as_str()];
+    pair.sort();
+    assert_eq!(pair, ["P-1", "P-4"]);
+    assert!(p.score >= result.threshold);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_false_match_rate_sets_the_threshold() {
+    let pair = || proto::CompareRequest {
+        a: Some(image(&lfw("Colin_Powell", 40))),
+        b: Some(image(&lfw("Colin_Powell", 49))),
+        ..Default::default()
+    };
+    let mut thresholds = Vec::new();
+    for fmr in ["1e-3", "1e-5"] {
+        let dir = temp_dir(&format!("fmr{fmr}"));
+        let server = Server::start(&dir, &["--target-fmr", fmr]);
+        let mut c = server.client(BANK).await;
+        let d = c
+            .inner
+            .compare(c.req(pair()))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        assert_eq!(d.target_fmr, fmr.parse::<f64>().unwrap());
+        thresholds.push(d.threshold);
+        // A request may ask for another calibrated point.
+        let r = c.req(proto::CompareRequest {
+            target_fmr: 1e-2,
+            ..pair()
+        });
+        let d2 = c
+            .inner
+            .compare(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        assert_eq!(d2.target_fmr, 1e-2);
+        assert!(d2.threshold < d.threshold);
+        let audit = server.audit_lines();
+        assert_eq!(
+            audit[0]["target_fmr"].as_f64(),
+            Some(fmr.parse::<f64>().unwrap())
+        );
+    }
+    assert!(thresholds[1] > thresholds[0] + 0.05, "{thresholds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_and_deadlines_stop_work() {
+    let dir = temp_dir("limits");
+    let server = Server::start(&dir, &["--workers", "1", "--queue-depth", "1"]);
+    let c = server.client(BANK).await;
+    // A large image keeps the one worker busy for a while.
+    let big = {
+        let img = image::imageops::resize(
+            &rgb(&lfw("Colin_Powell", 40)),
+            2400,
+            2400,
+            image::imageops::FilterType::Triangle,
+        );
+        encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+    };
+    let heavy = proto::CompareRequest {
+        a: Some(bytes(big.clone())),
+        b: Some(bytes(big)),
+        check_liveness_a: true,
+        ..Default::default()
+    };
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut c = c.clone();
+        let r = c.req(heavy.clone());
+        calls.push(tokio::spawn(async move { c.inner.compare(r).await }));
+    }
+    let mut ok = 0;
+    let mut shed = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                assert_eq!(reason_of(&e).as_deref(), Some("OVERLOADED"));
+                shed += 1;
+            }
+        }
+    }
+    assert!(ok >= 1 && shed >= 1, "ok {ok} shed {shed}");
+
+    // While the worker is busy, a call with a short deadline gets DEADLINE_EXCEEDED.
+    let mut busy = c.clone();
+    let r = busy.req(heavy.clone());
+    let running = tokio::spawn(async move { busy.inner.compare(r).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut hurried = c.clone();
+    let mut r = hurried.req(proto::GalleryStatsRequest {});
+    r.set_timeout(Duration::from_millis(100));
+    assert_status(
+        hurried.inner.gallery_stats(r).await,
+        Code::DeadlineExceeded,
+        "DEADLINE",
+    );
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_requests_in_flight_and_keeps_the_gallery() {
+    let dir = temp_dir("shutdown");
+    let mut server = Server::start(&dir, &["--workers", "1"]);
+    let mut c = server.client(BANK).await;
+    enroll(&mut c, "KEEP-1", &lfw("Colin_Powell", 40)).await;
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let mut c = c.clone();
+        let r = c.req(proto::VerifyRequest {
+            check_liveness: true,
+            ..verify_req("KEEP-1", image(&lfw("Colin_Powell", 49)))
+        });
+        calls.push(tokio::spawn(async move { c.inner.verify(r).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.terminate();
+        (s, server)
+    });
+    for call in calls {
+        let v = call
+            .await
+            .unwrap()
+            .expect("in-flight request completes during shutdown");
+        assert!(v.into_inner().decision.unwrap().r#match);
+    }
+    let (exit, server) = status.await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+    drop(server);
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+    let r = c.req(verify_req("KEEP-1", image(&lfw("Colin_Powell", 71))));
+    assert!(
+        c.inner
+            .verify(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap()
+            .r#match
+    );
+    let audit = server.audit_lines();
+    assert_eq!(
+        audit.iter().filter(|l| l["operation"] == "Verify").count(),
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reflection_and_tls() {
+    let dir = temp_dir("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let cert_path = dir.join("cert.pem").display().to_string();
+    let key_path = dir.join("key.pem").display().to_string();
+    let server = Server::start(&dir, &["--tls-cert", &cert_path, "--tls-key", &key_path]);
+    let channel = Channel::from_shared(format!("https://{}", server.addr))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(cert.cert.pem()))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "sinhtrac.v1.Biometrics".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let mut refl = ServerReflectionClient::new(channel.clone());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = resp.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    assert!(list
+        .service
+        .iter()
+        .any(|s| s.name == "sinhtrac.v1.Biometrics"));
+    let mut c = Client {
+        inner: BiometricsClient::new(channel),
+        key: BANK.into(),
+    };
+    let r = c.req(proto::GalleryStatsRequest {});
+    c.inner.gallery_stats(r).await.unwrap();
+    // Plain-text gRPC to a TLS port fails.
+    let plain = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let mut p = Client {
+            inner: BiometricsClient::new(ch),
+            key: BANK.into(),
+        };
+        let r = p.req(proto::GalleryStatsRequest {});
+        assert!(p.inner.gallery_stats(r).await.is_err());
+    }
+}
