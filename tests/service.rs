@@ -65,7 +65,7 @@ impl Server {
         while addr.is_none() || metrics.is_none() {
             match rx.recv_timeout(Duration::from_secs(120)) {
                 Ok(l) if l.starts_with("sinhtrac: listening on ") => {
-                    addr = Some(format!("{}", &l["sinhtrac: listening on ".len()..]))
+                    addr = Some(l["sinhtrac: listening on ".len()..].to_string())
                 }
                 Ok(l) if l.starts_with("sinhtrac: metrics on ") => {
                     metrics =
