@@ -16,7 +16,7 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # 1. System packages (only what is missing; apt-get update only when needed).
-packages=(build-essential pkg-config cmake libopenblas-dev liblapack-dev python3 python3-pip fonts-dejavu-core)
+packages=(build-essential pkg-config cmake libopenblas-dev liblapack-dev python3 python3-pip python3-venv fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -57,3 +57,17 @@ say "models ok: $root/models/weights"
 
 # 4. Datasets: tests and evaluations read them in place; fail loudly when absent.
 "$root/datasets/check.sh" "$shared/datasets"
+
+# 5. The Python example client: a venv with grpcio-tools (PyPI), stubs generated from server/proto.
+venv=$root/.venv-examples
+req=$root/examples/python/requirements.txt
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "creating the examples' Python venv ($venv)"
+  python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"
+fi
+"$root/examples/python/generate.sh" "$venv/bin/python"
+say "examples ok: $venv"

@@ -135,6 +135,23 @@ pub enum ClientCommand {
     },
     /// Gallery counts.
     Stats,
+    /// Bulk enrolment (EnrollBatch) from a folder with one sub-folder of images per subject (LFW
+    /// layout): the sub-folder name is the subject id, its first image (sorted) is enrolled.
+    EnrollDir {
+        dir: PathBuf,
+        /// Enrol at most this many subjects (sorted by name).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Only sub-folders with at least this many images (so others remain as probes).
+        #[arg(long, default_value_t = 1)]
+        min_images: usize,
+        /// Prefix of the subject ids.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// reject, flag or allow (default: the server's).
+        #[arg(long)]
+        duplicates: Option<String>,
+    },
     /// Run a duplicate sweep and print the pairs.
     Sweep {
         #[arg(long, default_value_t = 0.0)]
@@ -291,6 +308,59 @@ async fn call(args: ClientArgs) -> anyhow::Result<()> {
                 .await?
                 .into_inner(),
         ),
+        ClientCommand::EnrollDir {
+            dir,
+            limit,
+            min_images,
+            prefix,
+            duplicates,
+        } => {
+            let policy = policy(duplicates.as_deref())?;
+            let mut items = Vec::new();
+            let mut folders: Vec<PathBuf> = std::fs::read_dir(&dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            folders.sort();
+            for folder in folders {
+                if items.len() == limit {
+                    break;
+                }
+                let mut images: Vec<PathBuf> = std::fs::read_dir(&folder)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file())
+                    .collect();
+                images.sort();
+                if images.len() < min_images.max(1) {
+                    continue;
+                }
+                let name = folder
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                items.push(proto::EnrollRequest {
+                    subject_id: format!("{prefix}{name}"),
+                    biometrics: vec![biometric(&images[0])?],
+                    duplicate_policy: policy,
+                    metadata: [("source".to_string(), images[0].display().to_string())].into(),
+                    ..Default::default()
+                });
+            }
+            let t = std::time::Instant::now();
+            let r = c
+                .enroll_batch(tokio_stream::iter(items))
+                .await?
+                .into_inner();
+            for item in r.items.iter().filter(|i| i.code != 0) {
+                eprintln!("  {}: {} {}", item.subject_id, item.reason, item.message);
+            }
+            println!(
+                "enrolled {} subjects, {} refused, in {:.1} s",
+                r.enrolled,
+                r.failed,
+                t.elapsed().as_secs_f64()
+            );
+        }
         ClientCommand::Sweep { fmr, max_pairs } => {
             let job = c
                 .start_duplicate_sweep(proto::StartDuplicateSweepRequest {
