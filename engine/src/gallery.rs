@@ -173,6 +173,8 @@ struct Indexes {
     subject_of: HashMap<u64, u64>,
     /// Tenant name → tag value.
     tenants: HashMap<String, u16>,
+    /// Live templates per tenant tag.
+    counts: HashMap<u16, usize>,
     generation: Generation,
 }
 
@@ -227,6 +229,7 @@ impl Indexes {
             a.add(id, v, tag)?;
         }
         self.subject_of.insert(id, t.subject_key.0 as u64);
+        *self.counts.entry(tag.tenant()).or_default() += 1;
         self.tenants
             .entry(t.tenant.to_string())
             .or_insert(tag.tenant());
@@ -236,6 +239,11 @@ impl Indexes {
     fn remove(&mut self, key: TemplateKey) -> Result<()> {
         let id = key.0 as u64;
         if self.exact.contains(id) {
+            if let Some(tag) = self.exact.row_of(id).and_then(|r| self.exact.tag_of_row(r)) {
+                if let Some(n) = self.counts.get_mut(&tag.tenant()) {
+                    *n = n.saturating_sub(1);
+                }
+            }
             self.exact.remove(id)?;
             if let Some(a) = self.approximate.as_mut() {
                 a.remove(id)?;
@@ -266,6 +274,7 @@ impl Gallery {
             approximate,
             subject_of: HashMap::new(),
             tenants: HashMap::new(),
+            counts: HashMap::new(),
             generation: Generation(0),
         };
         let filter = Self::filter_for(&space);
@@ -332,14 +341,11 @@ impl Gallery {
     /// Live face templates of one tenant in the index.
     pub fn indexed_for(&self, tenant: &str) -> usize {
         let ix = read(&self.indexes);
-        let Some(&t) = ix.tenants.get(tenant) else {
-            return 0;
-        };
-        let filter = Filter::tenant(t);
-        (0..ix.exact.rows())
-            .filter(|&r| !ix.exact.is_deleted(r))
-            .filter(|&r| ix.exact.tag_of_row(r).is_some_and(|t| filter.matches(t)))
-            .count()
+        ix.tenants
+            .get(tenant)
+            .and_then(|t| ix.counts.get(t))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Bring the index up to date with the store (after writes, possibly by other processes).

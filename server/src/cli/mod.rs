@@ -6,6 +6,7 @@ mod client;
 mod demo;
 mod eval;
 mod face;
+mod gallery;
 mod load;
 mod serve;
 
@@ -93,6 +94,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the gRPC service.
     Serve(Box<serve::ServeArgs>),
+    /// Gallery tools (synthetic galleries for load tests).
+    #[command(subcommand)]
+    Gallery(gallery::GalleryCommand),
     /// Call a running service.
     Client(client::ClientArgs),
     /// Load-test a running service (bounded in time and calls).
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(&cli.global, *a),
         Command::Keys(c) => serve::run_keys(c),
         Command::Client(a) => client::run(a),
+        Command::Gallery(c) => gallery::run(c),
         Command::Load(a) => load::run(a),
     }
 }

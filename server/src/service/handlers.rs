@@ -13,6 +13,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::audit::{AuditLog, AuditRecord};
 use super::auth::{principal, Principal};
+use super::batcher::SearchBatcher;
 use super::config::{DuplicatePolicy, ServerConfig};
 use super::errors::{self, status, Reason};
 use super::jobs::Jobs;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub config: ServerConfig,
     /// Background jobs.
     pub jobs: Jobs,
+    /// Identification batching.
+    pub search: SearchBatcher,
 }
 
 /// The service.
@@ -559,42 +562,61 @@ impl Biometrics for BiometricsService {
                 _ => SearchMode::Exact,
             };
             let tenant = call.principal.tenant.clone();
-            self.work(&call, move |s, c| {
-                let (threshold, fmr) = threshold_at(&s.engine, r.target_fmr, s.config.target_fmr)?;
-                let p = probe::extract(
-                    &s.engine,
-                    s.gallery.space(),
-                    r.probe.as_ref(),
-                    ProbeOptions::default(),
-                    c,
-                    &s.metrics,
-                )?;
-                c.check()?;
-                let t0 = Instant::now();
-                let found = s
-                    .gallery
-                    .identify(&tenant, &p.vector, k as usize, threshold, mode)
-                    .map_err(errors::gallery)?;
-                s.metrics.stage("search", t0.elapsed().as_secs_f64());
-                Ok(proto::IdentifyResponse {
-                    candidates: found
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| proto::Candidate {
-                            subject_id: c.subject_id,
-                            score: c.score,
-                            rank: i as u32 + 1,
-                        })
-                        .collect(),
-                    threshold,
-                    target_fmr: fmr,
-                    model_id: s.gallery.space().model_id.clone(),
-                    gallery_size: s.gallery.indexed_for(&tenant) as u64,
-                    probe_quality: Some(p.quality),
-                    request_id: String::new(),
+            // Probe extraction on a worker; the scan in the batcher, shared with concurrent calls.
+            let (p, threshold, fmr) = self
+                .work(&call, move |s, c| {
+                    let (threshold, fmr) =
+                        threshold_at(&s.engine, r.target_fmr, s.config.target_fmr)?;
+                    let p = probe::extract(
+                        &s.engine,
+                        s.gallery.space(),
+                        r.probe.as_ref(),
+                        ProbeOptions::default(),
+                        c,
+                        &s.metrics,
+                    )?;
+                    Ok((p, threshold, fmr))
                 })
+                .await?;
+            let t0 = Instant::now();
+            let cancel = Cancel::new(call.deadline);
+            let search = self.s.search.identify(
+                &tenant,
+                p.vector,
+                k as usize,
+                threshold,
+                mode,
+                cancel.clone(),
+            );
+            let found = match tokio::time::timeout_at(call.deadline.into(), search).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    cancel.cancel();
+                    return Err(status(
+                        Code::DeadlineExceeded,
+                        Reason::Deadline,
+                        "deadline exceeded while waiting for the gallery scan",
+                    ));
+                }
+            };
+            self.s.metrics.stage("search", t0.elapsed().as_secs_f64());
+            Ok(proto::IdentifyResponse {
+                candidates: found
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| proto::Candidate {
+                        subject_id: c.subject_id,
+                        score: c.score,
+                        rank: i as u32 + 1,
+                    })
+                    .collect(),
+                threshold,
+                target_fmr: fmr,
+                model_id: self.s.gallery.space().model_id.clone(),
+                gallery_size: self.s.gallery.indexed_for(&tenant) as u64,
+                probe_quality: Some(p.quality),
+                request_id: String::new(),
             })
-            .await
         }
         .await
         .map(|mut resp| {

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batcher;
 pub mod config;
 pub mod errors;
 pub mod handlers;
@@ -97,9 +98,13 @@ pub async fn serve(
         metrics.clone(),
     );
     let keys = auth::ApiKeys::new(&config.api_keys);
+    let gallery = Arc::new(gallery);
+    let (search, search_thread) =
+        batcher::SearchBatcher::start(gallery.clone(), 4 * batcher::MAX_BATCH)?;
     let shared = Arc::new(Shared {
         engine: Arc::new(engine),
-        gallery: Arc::new(gallery),
+        gallery,
+        search,
         audit,
         metrics: metrics.clone(),
         limits,
@@ -188,9 +193,16 @@ pub async fn serve(
     // them open; every acknowledged write and audit record is already durable, so exiting is safe.
     match Arc::try_unwrap(shared) {
         Ok(shared) => {
-            let Shared { gallery, audit, .. } = shared;
+            let Shared {
+                gallery,
+                audit,
+                search,
+                ..
+            } = shared;
             drop(audit);
             audit_writer.finish();
+            drop(search);
+            let _ = search_thread.join();
             match Arc::try_unwrap(gallery) {
                 Ok(g) => g.close().context("closing the gallery")?,
                 Err(_) => tracing::warn!("gallery still in use; SQLite recovers it at next start"),

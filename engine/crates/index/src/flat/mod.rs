@@ -192,6 +192,11 @@ impl FlatIndex {
         self.ids.get(row).copied()
     }
 
+    /// Row of an id, if present.
+    pub fn row_of(&self, id: u64) -> Option<usize> {
+        self.id_to_row.get(&id).map(|&r| r as usize)
+    }
+
     /// Tag of a row.
     pub fn tag_of_row(&self, row: usize) -> Option<Tag> {
         self.tags.get(row).copied()
