@@ -208,8 +208,25 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Rows waiting to be added to the indexes in one `extend` (parallel encoding).
+#[derive(Default)]
+struct Batch {
+    ids: Vec<u64>,
+    vectors: Vec<f32>,
+    tags: Vec<Tag>,
+}
+
+/// Rows per `extend` during the initial load.
+const LOAD_BATCH: usize = 65_536;
+
 impl Indexes {
-    fn add(&mut self, space: &EmbeddingSpace, t: &TemplateRef<'_>) -> Result<()> {
+    /// Queue one stored template into `batch` (bookkeeping done now, vectors added at flush).
+    fn queue(
+        &mut self,
+        space: &EmbeddingSpace,
+        t: &TemplateRef<'_>,
+        batch: &mut Batch,
+    ) -> Result<()> {
         // A row the index cannot use (another model's bytes under our model id, corruption) must not
         // stop the service from starting: skip it loudly, the store keeps it.
         let template = match space.accept(t.data) {
@@ -224,16 +241,34 @@ impl Indexes {
         };
         let tag = Tag::new(tag_of(t.tenant_key.0)?, Modality::Face as u8);
         let id = t.key.0 as u64;
-        self.exact.add(id, v, tag)?;
-        if let Some(a) = self.approximate.as_mut() {
-            a.add(id, v, tag)?;
-        }
+        batch.ids.push(id);
+        batch.vectors.extend_from_slice(v);
+        batch.tags.push(tag);
         self.subject_of.insert(id, t.subject_key.0 as u64);
         *self.counts.entry(tag.tenant()).or_default() += 1;
         self.tenants
             .entry(t.tenant.to_string())
             .or_insert(tag.tenant());
         Ok(())
+    }
+
+    fn flush(&mut self, batch: &mut Batch) -> Result<()> {
+        if batch.ids.is_empty() {
+            return Ok(());
+        }
+        self.exact
+            .extend(&batch.ids, &batch.vectors, Some(&batch.tags))?;
+        if let Some(a) = self.approximate.as_mut() {
+            a.extend(&batch.ids, &batch.vectors, Some(&batch.tags))?;
+        }
+        *batch = Batch::default();
+        Ok(())
+    }
+
+    fn add(&mut self, space: &EmbeddingSpace, t: &TemplateRef<'_>) -> Result<()> {
+        let mut batch = Batch::default();
+        self.queue(space, t, &mut batch)?;
+        self.flush(&mut batch)
     }
 
     fn remove(&mut self, key: TemplateKey) -> Result<()> {
@@ -279,16 +314,27 @@ impl Gallery {
         };
         let filter = Self::filter_for(&space);
         let mut failure = None;
-        let summary = store.scan(&filter, |t| match ix.add(&space, &t) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failure = Some(e);
-                ControlFlow::Break(())
+        let mut batch = Batch::default();
+        let summary = store.scan(&filter, |t| {
+            let r = ix.queue(&space, &t, &mut batch).and_then(|()| {
+                if batch.ids.len() >= LOAD_BATCH {
+                    ix.flush(&mut batch)
+                } else {
+                    Ok(())
+                }
+            });
+            match r {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failure = Some(e);
+                    ControlFlow::Break(())
+                }
             }
         })?;
         if let Some(e) = failure {
             return Err(e);
         }
+        ix.flush(&mut batch)?;
         ix.generation = summary.generation;
         for (key, name) in store.tenants()? {
             ix.tenants.insert(name, tag_of(key.0)?);

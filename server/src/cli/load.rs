@@ -86,22 +86,21 @@ async fn prepare(args: &LoadArgs, image: &std::path::Path) -> anyhow::Result<pro
     let probe = biometric(image)?;
     match args.rpc {
         LoadRpc::Verify => {
-            c.enroll(proto::EnrollRequest {
+            let req = |replace| proto::EnrollRequest {
                 subject_id: args.subject.clone(),
                 biometrics: vec![probe.clone()],
                 duplicate_policy: proto::DuplicatePolicy::Allow as i32,
-                replace: true,
+                replace,
                 client_reference: "sinhtrac-load setup".into(),
                 ..Default::default()
-            })
-            .await
-            .or_else(|s| {
-                if s.code() == tonic::Code::NotFound {
-                    Ok(tonic::Response::new(proto::EnrollResponse::default()))
-                } else {
-                    Err(s)
+            };
+            // Enrol the probe's subject, or refresh it when a previous run left it there.
+            if let Err(s) = c.enroll(req(false)).await {
+                if s.code() != tonic::Code::AlreadyExists {
+                    return Err(s.into());
                 }
-            })?;
+                c.enroll(req(true)).await?;
+            }
             Ok(probe)
         }
         LoadRpc::Identify if !args.identify_with_image => {
