@@ -4,4 +4,22 @@
 pub mod cache;
 pub mod extract;
 pub mod lfw;
+pub mod lfw_1n;
+pub mod liveness;
 
+/// Why an evaluation run could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The protocol could not be read or built.
+    #[error(transparent)]
+    Protocol(#[from] lfw::ProtocolError),
+    /// A metric could not be computed (e.g. no mated searches, no attack presentation scored).
+    #[error(transparent)]
+    Eval(#[from] sinhtrac_eval::EvalError),
+    /// The 1:N index refused an operation.
+    #[error(transparent)]
+    Index(#[from] sinhtrac_index::IndexError),
+    /// An invariant of the protocol code does not hold (a bug, reported instead of a panic).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
