@@ -233,9 +233,16 @@ impl TemplateCache {
             })
         })();
         match &result {
-            Ok(()) => self.written.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.write_errors.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            // A read-only or full disk would fail every write: say it once, count the rest.
+            Err(e) => {
+                if self.write_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!("{e} (further cache write errors are only counted)");
+                }
+            }
+        }
         result
     }
 
@@ -250,7 +257,8 @@ impl TemplateCache {
         })
     }
 
-    /// Store a template.
+    /// Store a template. Errors are also counted in [`stats`](Self::stats) and the first is logged, so
+    /// callers that carry on without the cache may ignore them.
     pub fn put_template(&self, key: &CacheKey, template: &Template) -> Result<(), CacheError> {
         self.put(key, "stpl", &template.encode())
     }

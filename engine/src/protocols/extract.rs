@@ -125,9 +125,8 @@ pub fn extract_files(
                 Slot::Computed(key) => match templates.next() {
                     Some(Ok(t)) => {
                         if let (Some(c), Some(key)) = (cache, key) {
-                            if let Err(e) = c.put_template(&key, &t.template) {
-                                tracing::warn!("{e}");
-                            }
+                            // Counted and logged by the cache; the evaluation goes on without it.
+                            let _ = c.put_template(&key, &t.template);
                         }
                         Extracted::Vector(t.vector().to_vec())
                     }
@@ -184,9 +183,8 @@ pub fn liveness_files(
                             models: r.models.into_iter().map(|m| (m.model, m.real)).collect(),
                         };
                         if let Some(c) = cache {
-                            if let Err(e) = c.put_liveness(&key, &value) {
-                                tracing::warn!("{e}");
-                            }
+                            // Counted and logged by the cache; the evaluation goes on without it.
+                            let _ = c.put_liveness(&key, &value);
                         }
                         LivenessOutcome::Scored(value)
                     }
