@@ -207,7 +207,10 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
                 args.data.unwrap_or_else(|| default_dataset("lfw")),
                 cache.as_ref(),
             )?;
-            print_lfw(&report);
+            // With --json - stdout carries only the JSON.
+            if !json_to_stdout(&args.json) {
+                print_lfw(&report);
+            }
             if let Some(path) = &args.json {
                 write_json(path, &report)?;
             }
@@ -316,6 +319,10 @@ fn write_lfw_report(dir: &std::path::Path, r: &LfwReport) -> anyhow::Result<()> 
     Ok(())
 }
 
+fn json_to_stdout(json: &Option<PathBuf>) -> bool {
+    json.as_ref().is_some_and(|p| p.as_os_str() == "-")
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
@@ -344,7 +351,10 @@ fn run_lfw_1n(global: &GlobalArgs, args: Lfw1nArgs) -> anyhow::Result<ExitCode> 
     let report = lfw_1n::evaluate(&engine, &protocol, &options, cache.as_ref(), &progress)?;
     eprintln!();
     eprintln!("{}", cache_line(cache.as_ref()));
-    print_lfw_1n(&report);
+    // With --json - stdout carries only the JSON.
+    if !json_to_stdout(&args.json) {
+        print_lfw_1n(&report);
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
@@ -549,7 +559,10 @@ fn run_liveness(global: &GlobalArgs, args: LivenessEvalArgs) -> anyhow::Result<E
     let report = liveness::evaluate(&engine, &protocol, threshold, cache.as_ref(), &progress)?;
     eprintln!();
     eprintln!("{}", cache_line(cache.as_ref()));
-    print_liveness(&report);
+    // With --json - stdout carries only the JSON.
+    if !json_to_stdout(&args.json) {
+        print_liveness(&report);
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
