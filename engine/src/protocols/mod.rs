@@ -1,5 +1,11 @@
 //! Evaluation protocols over datasets on disk: which comparisons to make and how to score them.
 //! Metrics themselves (EER, FNMR at FMR, k-fold accuracy...) are in the `sinhtrac-eval` crate.
+//!
+//! - [`lfw`]: LFW View-2 1:1 verification (10 folds) and the all-pairs impostor set for calibration.
+//! - [`lfw_1n`]: an open-set 1:N identification protocol built from the LFW folder.
+//! - [`liveness`]: passive liveness (PAD) in ISO/IEC 30107-3 terms.
+//! - [`extract`] and [`cache`]: batch extraction over files, through an on-disk cache keyed by image,
+//!   model and pipeline settings.
 
 pub mod cache;
 pub mod extract;
