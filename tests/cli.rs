@@ -68,3 +68,71 @@ fn liveness_command_flags_the_spoof_samples() {
     assert_eq!(rows[0]["liveness"]["live"], false);
     assert_eq!(rows[1]["liveness"]["live"], true);
 }
+
+#[test]
+fn eval_lfw_1n_and_liveness_write_json_and_report_folders() {
+    let out = std::env::temp_dir().join(format!("sinhtrac-cli-eval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    // 20 identities: 9 enrolled, 22 mated and 11 non-mated searches; a few seconds.
+    let run = sinhtrac()
+        .args([
+            "eval",
+            "lfw-1n",
+            "--identities",
+            "20",
+            "--json",
+            "-",
+            "--cache",
+        ])
+        .arg(out.join("cache"))
+        .arg("--report")
+        .arg(out.join("1n"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(r["identities"], 20);
+    assert_eq!(r["gallery"], r["enrolled"]);
+    assert!(r["rank1"]["count"].as_u64().unwrap() > 0);
+    for f in ["summary.md", "report.json", "cmc.png", "lfw-1n.json"] {
+        assert!(out.join("1n").join(f).is_file(), "{f} missing");
+    }
+    let md = std::fs::read_to_string(out.join("1n/summary.md")).unwrap();
+    assert!(md.contains("rank-1 identification rate"));
+
+    let run = sinhtrac()
+        .args([
+            "eval",
+            "liveness",
+            "--bona-fide-sample",
+            "4",
+            "--no-cache",
+            "--json",
+            "-",
+        ])
+        .arg("--report")
+        .arg(out.join("live"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(r["report"]["n_attacks"], 2);
+    assert_eq!(r["report"]["n_bona_fide"], 5);
+    // The two spoof samples are refused at the default threshold; BPCER @ APCER is not computable.
+    assert_eq!(r["report"]["at_threshold"]["apcer"], 0.0);
+    assert_eq!(
+        r["report"]["unsupported_apcer"].as_array().unwrap().len(),
+        2
+    );
+    let md = std::fs::read_to_string(out.join("live/summary.md")).unwrap();
+    assert!(md.contains("Too few attack presentations"));
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -117,6 +117,11 @@ impl Detector {
         &self.model.entry().id
     }
 
+    /// The manifest row it was loaded from (id, sha256, pre-processing parameters).
+    pub fn entry(&self) -> &ModelEntry {
+        self.model.entry()
+    }
+
     /// Every face above the score threshold, best first, in original image coordinates.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, ModelError> {
         let (w, h) = img.dimensions();

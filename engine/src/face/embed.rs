@@ -66,6 +66,11 @@ impl Embedder {
         Ok(embedder)
     }
 
+    /// The manifest row it was loaded from (id, sha256, pre-processing parameters).
+    pub fn entry(&self) -> &ModelEntry {
+        self.model.entry()
+    }
+
     /// Model id.
     pub fn model_id(&self) -> &str {
         &self.model.entry().id

@@ -103,6 +103,11 @@ impl LivenessScorer {
         Ok(LivenessScorer { models, threshold })
     }
 
+    /// The manifest rows of the models, in scoring order.
+    pub fn entries(&self) -> Vec<&ModelEntry> {
+        self.models.iter().map(|m| m.session.entry()).collect()
+    }
+
     /// Model ids, in scoring order.
     pub fn model_ids(&self) -> Vec<String> {
         self.models

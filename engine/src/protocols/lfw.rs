@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::cache::TemplateCache;
+use super::extract::extract_files;
 use crate::face::FaceEngine;
-use crate::image::decode_file;
 
 /// Errors reading a protocol.
 #[derive(Debug, thiserror::Error)]
@@ -164,14 +165,7 @@ impl LfwProtocol {
     }
 }
 
-/// Outcome of extracting one image.
-#[derive(Debug, Clone)]
-pub enum Extracted {
-    /// A template vector.
-    Vector(Vec<f32>),
-    /// Why not (reason code and message).
-    Failed(String, String),
-}
+pub use super::extract::Extracted;
 
 /// Extract every image of the protocol (in parallel batches), calling `progress(done, total)`.
 pub fn extract_all(
@@ -179,41 +173,23 @@ pub fn extract_all(
     protocol: &LfwProtocol,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> BTreeMap<String, Extracted> {
-    let names = protocol.images();
-    let total = names.len();
-    let mut out = BTreeMap::new();
-    // Chunks bound memory (decoded images) and give progress; rayon works inside each chunk.
-    for chunk in names.chunks(256) {
-        let decoded: Vec<Result<image::RgbImage, crate::Error>> = chunk
-            .par_iter()
-            .map(|n| {
-                decode_file(
-                    &protocol.root.join("images").join(n),
-                    &engine.config().limits,
-                )
-                .map(|d| d.rgb)
-                .map_err(crate::Error::from)
-            })
-            .collect();
-        let ok: Vec<image::RgbImage> = decoded
-            .iter()
-            .filter_map(|d| d.as_ref().ok().cloned())
-            .collect();
-        let mut templates = engine.extract_many(&ok).into_iter();
-        for (name, d) in chunk.iter().zip(decoded) {
-            let result = match d {
-                Err(e) => Extracted::Failed(e.reason().to_string(), e.to_string()),
-                Ok(_) => match templates.next() {
-                    Some(Ok(t)) => Extracted::Vector(t.vector().to_vec()),
-                    Some(Err(e)) => Extracted::Failed(e.reason().to_string(), e.to_string()),
-                    None => Extracted::Failed("INTERNAL".into(), "missing result".into()),
-                },
-            };
-            out.insert(name.clone(), result);
-        }
-        progress(out.len(), total);
-    }
-    out
+    extract_all_cached(engine, protocol, None, progress)
+}
+
+/// [`extract_all`] through a template cache.
+pub fn extract_all_cached(
+    engine: &FaceEngine,
+    protocol: &LfwProtocol,
+    cache: Option<&TemplateCache>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> BTreeMap<String, Extracted> {
+    extract_files(
+        engine,
+        &protocol.root.join("images"),
+        &protocol.images(),
+        cache,
+        progress,
+    )
 }
 
 /// Score of each pair (cosine), or None when either image failed.
@@ -306,8 +282,10 @@ pub struct LfwReport {
     pub genuine_mean: f64,
     /// Mean impostor score.
     pub impostor_mean: f64,
-    /// Seconds spent extracting templates.
+    /// Seconds spent extracting templates (or reading them from the cache).
     pub extract_seconds: f64,
+    /// Template cache use, when a cache was given.
+    pub cache: Option<super::cache::CacheStats>,
     /// Every pair's score with subject labels (identity of the first image), for reports.
     #[serde(skip)]
     pub scores: sinhtrac_eval::ScoreSet,
@@ -325,8 +303,18 @@ pub fn evaluate(
     protocol: &LfwProtocol,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<LfwReport, sinhtrac_eval::EvalError> {
+    evaluate_cached(engine, protocol, None, progress)
+}
+
+/// [`evaluate`] with templates read from (and added to) a cache.
+pub fn evaluate_cached(
+    engine: &FaceEngine,
+    protocol: &LfwProtocol,
+    cache: Option<&TemplateCache>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<LfwReport, sinhtrac_eval::EvalError> {
     let started = std::time::Instant::now();
-    let extracted = extract_all(engine, protocol, progress);
+    let extracted = extract_all_cached(engine, protocol, cache, progress);
     let extract_seconds = started.elapsed().as_secs_f64();
     let scores = score_pairs(protocol, &extracted);
     let failed_images: Vec<(String, String)> = extracted
@@ -385,6 +373,7 @@ pub fn evaluate(
         genuine_mean: mean(&all.genuine),
         impostor_mean: mean(&all.impostor),
         extract_seconds,
+        cache: cache.map(TemplateCache::stats),
         scores: all,
         kfold,
     })

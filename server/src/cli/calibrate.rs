@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sinhtrac_engine::decision::Calibration;
-use sinhtrac_engine::protocols::lfw::{all_impostor_scores, extract_all, LfwProtocol};
+use sinhtrac_engine::protocols::lfw::{all_impostor_scores, extract_all_cached, LfwProtocol};
 
+use super::eval::{cache_line, CacheArgs};
 use super::{default_dataset, GlobalArgs};
 
 #[derive(Debug, Subcommand)]
@@ -26,6 +27,8 @@ pub struct CalibrateFaceArgs {
     /// Target false-match rates to calibrate.
     #[arg(long, value_delimiter = ',', default_values_t = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6])]
     pub targets: Vec<f64>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCode> {
@@ -34,10 +37,12 @@ pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCod
             let data = args.data.unwrap_or_else(|| default_dataset("lfw"));
             let protocol = LfwProtocol::load(&data)?;
             let engine = global.face_engine(global.face_config())?;
+            let cache = args.cache.open()?;
             let progress =
                 |done: usize, total: usize| eprint!("\r  extracting templates {done}/{total}");
-            let extracted = extract_all(&engine, &protocol, &progress);
+            let extracted = extract_all_cached(&engine, &protocol, cache.as_ref(), &progress);
             eprintln!();
+            eprintln!("{}", cache_line(cache.as_ref()));
             let impostors = all_impostor_scores(&extracted);
             let cal = Calibration::from_impostors(
                 engine.embedder.model_id(),

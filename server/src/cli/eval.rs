@@ -4,9 +4,64 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use sinhtrac_engine::protocols::lfw::{evaluate, LfwProtocol, LfwReport};
+use sinhtrac_engine::protocols::cache::{CacheStats, TemplateCache};
+use sinhtrac_engine::protocols::lfw::{evaluate_cached, LfwProtocol, LfwReport};
+use sinhtrac_engine::protocols::lfw_1n::{self, OpenSetOptions, OpenSetProtocol, OpenSetReport};
+use sinhtrac_engine::protocols::liveness::{
+    self, LivenessEvaluation, LivenessProtocol, LivenessSources,
+};
 
 use super::{default_dataset, write_json, GlobalArgs};
+
+/// Template cache flags, shared by every command that extracts a dataset.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Folder of cached templates, keyed by image sha256, model sha256 and pipeline settings
+    /// (default: $SINHTRAC_HOME/templates, i.e. ~/.cache/sinhtrac/templates).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Extract everything afresh; neither read nor write the cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache these flags ask for (None with --no-cache).
+    pub fn open(&self) -> anyhow::Result<Option<TemplateCache>> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let dir = self
+            .cache
+            .clone()
+            .unwrap_or_else(TemplateCache::default_dir);
+        Ok(Some(TemplateCache::open(&dir)?))
+    }
+}
+
+/// One line about cache use, for stderr.
+pub fn cache_line(cache: Option<&TemplateCache>) -> String {
+    match cache {
+        None => "template cache: off".into(),
+        Some(c) => {
+            let CacheStats {
+                hits,
+                misses,
+                corrupt,
+                written,
+                write_errors,
+            } = c.stats();
+            format!(
+                "template cache {}: {hits} hits, {misses} misses ({corrupt} corrupt), {written} written, {write_errors} write errors",
+                c.dir().display()
+            )
+        }
+    }
+}
+
+fn progress(done: usize, total: usize) {
+    eprint!("\r  extracting {done}/{total}");
+}
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
@@ -14,6 +69,59 @@ pub enum EvalCommand {
     Lfw(LfwArgs),
     /// Fingerprints, FVC protocol plus an extended impostor set, on every folder of NNN_M.tif|png|bmp files.
     Fvc(FvcArgs),
+    /// Open-set 1:N identification from LFW: FNIR @ FPIR, rank-1/10, CMC (protocol in the engine docs).
+    #[command(name = "lfw-1n")]
+    Lfw1n(Lfw1nArgs),
+    /// Passive liveness (PAD), ISO/IEC 30107-3: APCER, BPCER, BPCER @ APCER on LFW + PAD samples.
+    Liveness(LivenessEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Lfw1nArgs {
+    /// LFW-style folder with images/<Name>/* (default: $SINHTRAC_SHARED/datasets/lfw).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use only the first N identities (sorted by name).
+    #[arg(long, value_name = "N")]
+    pub identities: Option<usize>,
+    /// Candidates kept per search (CMC depth).
+    #[arg(long, default_value_t = 20)]
+    pub cmc_depth: usize,
+    /// Write the report as JSON to this path ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a report folder: JSON, markdown summary, CMC and FNIR-FPIR curves (PNG, SVG).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LivenessEvalArgs {
+    /// LFW folder whose images are sampled as bona fide presentations (default: $SINHTRAC_SHARED/datasets/lfw).
+    #[arg(long)]
+    pub lfw: Option<PathBuf>,
+    /// LFW images to sample (evenly over the sorted list); 0 for none.
+    #[arg(long, default_value_t = 2000)]
+    pub bona_fide_sample: usize,
+    /// Folder of *_T<n> (bona fide) and *_F<n> (attack) images (default: $SINHTRAC_SHARED/datasets/face_pad_samples).
+    #[arg(long)]
+    pub pad_samples: Option<PathBuf>,
+    /// Folder of attack images, one sub-folder per PAI species (print/, replay/...).
+    #[arg(long, value_name = "DIR")]
+    pub attacks: Option<PathBuf>,
+    /// Decision threshold: bona fide iff score >= threshold (default: the engine's, 0.5).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Write the report as JSON to this path ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a report folder: JSON, markdown summary, score histograms (PNG, SVG).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +148,8 @@ pub struct LfwArgs {
     /// Write a report folder: JSON, markdown summary, DET/ROC curves and score histograms (PNG, SVG).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
@@ -88,9 +198,19 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        EvalCommand::Lfw1n(args) => run_lfw_1n(global, args),
+        EvalCommand::Liveness(args) => run_liveness(global, args),
         EvalCommand::Lfw(args) => {
-            let report = run_lfw(global, args.data.unwrap_or_else(|| default_dataset("lfw")))?;
-            print_lfw(&report);
+            let cache = args.cache.open()?;
+            let report = run_lfw(
+                global,
+                args.data.unwrap_or_else(|| default_dataset("lfw")),
+                cache.as_ref(),
+            )?;
+            // With --json - stdout carries only the JSON.
+            if !json_to_stdout(&args.json) {
+                print_lfw(&report);
+            }
             if let Some(path) = &args.json {
                 write_json(path, &report)?;
             }
@@ -102,7 +222,11 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn run_lfw(global: &GlobalArgs, data: PathBuf) -> anyhow::Result<LfwReport> {
+pub fn run_lfw(
+    global: &GlobalArgs,
+    data: PathBuf,
+    cache: Option<&TemplateCache>,
+) -> anyhow::Result<LfwReport> {
     let protocol = LfwProtocol::load(&data)?;
     let engine = global.face_engine(global.face_config())?;
     eprintln!(
@@ -111,9 +235,9 @@ pub fn run_lfw(global: &GlobalArgs, data: PathBuf) -> anyhow::Result<LfwReport> 
         protocol.images().len(),
         data.display()
     );
-    let progress = |done: usize, total: usize| eprint!("\r  extracting templates {done}/{total}");
-    let report = evaluate(&engine, &protocol, &progress)?;
+    let report = evaluate_cached(&engine, &protocol, cache, &progress)?;
     eprintln!();
+    eprintln!("{}", cache_line(cache));
     Ok(report)
 }
 
@@ -184,6 +308,402 @@ fn write_lfw_report(dir: &std::path::Path, r: &LfwReport) -> anyhow::Result<()> 
         .notes
         .push("confidence intervals: bootstrap over identities (first image of each pair)".into());
     let files = write_report(dir, &report)?;
+    eprintln!(
+        "report written: {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn json_to_stdout(json: &Option<PathBuf>) -> bool {
+    json.as_ref().is_some_and(|p| p.as_os_str() == "-")
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+fn interval(ci: &sinhtrac_eval::ConfidenceInterval) -> String {
+    format!("[{}, {}]", pct(ci.lower), pct(ci.upper))
+}
+
+fn run_lfw_1n(global: &GlobalArgs, args: Lfw1nArgs) -> anyhow::Result<ExitCode> {
+    let data = args.data.unwrap_or_else(|| default_dataset("lfw"));
+    let protocol = OpenSetProtocol::build(&data, args.identities)?;
+    let engine = global.face_engine(global.face_config())?;
+    let cache = args.cache.open()?;
+    eprintln!(
+        "eval lfw-1n: {} identities in {}: {} enrolled, {} mated + {} non-mated searches",
+        protocol.identities,
+        protocol.images_dir.display(),
+        protocol.enrolled.len(),
+        protocol.mated.len(),
+        protocol.nonmated.len()
+    );
+    let options = OpenSetOptions {
+        cmc_depth: args.cmc_depth,
+        ..OpenSetOptions::default()
+    };
+    let report = lfw_1n::evaluate(&engine, &protocol, &options, cache.as_ref(), &progress)?;
+    eprintln!();
+    eprintln!("{}", cache_line(cache.as_ref()));
+    // With --json - stdout carries only the JSON.
+    if !json_to_stdout(&args.json) {
+        print_lfw_1n(&report);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    if let Some(dir) = &args.report {
+        write_lfw_1n_report(dir, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_lfw_1n(r: &OpenSetReport) {
+    println!(
+        "LFW open-set 1:N ({} identities: gallery {} of {} enrolled; {} mated, {} non-mated searches), models {}",
+        r.identities,
+        r.gallery,
+        r.enrolled,
+        r.mated_searches,
+        r.nonmated_searches,
+        r.models.join(" + ")
+    );
+    println!(
+        "  {:<30} {:>9} {:>15} {:>22}",
+        "metric", "value", "count", "95% Wilson interval"
+    );
+    for (name, rate) in [
+        ("rank-1 identification", &r.rank1),
+        ("rank-10 identification", &r.rank10),
+    ] {
+        println!(
+            "  {:<30} {:>9} {:>15} {:>22}",
+            name,
+            pct(rate.ci.estimate),
+            format!("{}/{}", rate.count, rate.of),
+            interval(&rate.ci)
+        );
+    }
+    for (p, label) in r.fnir_at_fpir.iter().map(|p| (p, "")).chain(
+        r.indicative_fnir_at_fpir
+            .iter()
+            .map(|p| (p, " (indicative*)")),
+    ) {
+        println!(
+            "  {:<30} {:>9} {:>15} {:>22}   threshold {:.4}, {} false positives",
+            format!("FNIR @ FPIR={:.0e}{label}", p.at.target_fpir),
+            pct(p.at.fnir),
+            format!("{}/{} missed", p.misses.count, p.misses.of),
+            interval(&p.misses.ci),
+            p.at.threshold,
+            p.false_positives
+        );
+    }
+    if !r.indicative_fnir_at_fpir.is_empty() {
+        println!(
+            "  * {} non-mated searches are too few for the rule of 3 (n·FPIR ≥ 3) at this target; figure under n·FPIR ≥ 1",
+            r.nonmated_searches
+        );
+    }
+    for t in &r.unsupported_fpir {
+        println!(
+            "  FNIR @ FPIR={t:.0e}: not supported by {} non-mated searches",
+            r.nonmated_searches
+        );
+    }
+    let cmc: Vec<String> = r
+        .result
+        .cmc
+        .iter()
+        .take(10)
+        .map(|x| format!("{:.2}", 100.0 * x))
+        .collect();
+    println!("  CMC ranks 1-10 (%): {}", cmc.join(" "));
+    println!(
+        "  mean mate cosine {:.3}, mean non-mated top cosine {:.3}",
+        r.mate_score_mean, r.nonmated_top_mean
+    );
+    let count = |role: &str| r.failures.iter().filter(|f| f.role == role).count();
+    println!(
+        "  images without a template: {} enrolment, {} mated, {} non-mated; {} mated searches lack an enrolled mate",
+        count("enrolment"),
+        count("mated"),
+        count("non-mated"),
+        r.mated_without_gallery_mate
+    );
+    println!(
+        "  extraction {:.1}s, enrol + search {:.2}s",
+        r.extract_seconds, r.search_seconds
+    );
+    for f in r.failures.iter().take(10) {
+        println!("    failed: {} ({}, {})", f.image, f.role, f.reason);
+    }
+}
+
+fn write_lfw_1n_report(dir: &std::path::Path, r: &OpenSetReport) -> anyhow::Result<()> {
+    use sinhtrac_eval::report::{write_report, Report};
+    let mut report = Report::new(
+        "LFW open-set 1:N identification",
+        &format!(
+            "identities with ≥ 2 images enrolled with their first image (sorted file order), probed with \
+             the others (mated); identities with one image are non-mated probes; {} identities; exact f32 \
+             SIMD flat index; FNIR at rank R = 1; models {}",
+            r.identities,
+            r.models.join(" + ")
+        ),
+    );
+    report.open_set = Some(r.result.clone());
+    let count = |role: &str| r.failures.iter().filter(|f| f.role == role).count();
+    let notes = &mut report.notes;
+    notes.push(format!(
+        "gallery {} of {} enrolled identities; {} mated and {} non-mated searches",
+        r.gallery, r.enrolled, r.mated_searches, r.nonmated_searches
+    ));
+    notes.push(format!(
+        "rank-1 {}/{} = {} (95% Wilson {}), rank-10 {}/{} = {} (95% Wilson {}); intervals take searches as independent",
+        r.rank1.count,
+        r.rank1.of,
+        pct(r.rank1.ci.estimate),
+        interval(&r.rank1.ci),
+        r.rank10.count,
+        r.rank10.of,
+        pct(r.rank10.ci.estimate),
+        interval(&r.rank10.ci)
+    ));
+    for p in &r.fnir_at_fpir {
+        notes.push(format!(
+            "FNIR @ FPIR={:.0e}: {} of {} mated searches missed (95% Wilson {}), {} of {} non-mated searches alarmed",
+            p.at.target_fpir,
+            p.misses.count,
+            p.misses.of,
+            interval(&p.misses.ci),
+            p.false_positives,
+            r.nonmated_searches
+        ));
+    }
+    for p in &r.indicative_fnir_at_fpir {
+        notes.push(format!(
+            "indicative only: FNIR @ FPIR={:.0e} = {} ({} of {} missed, threshold {:.4}, {} false positives): \
+             {} non-mated searches are below the rule of 3 for this target (needs {}), computed under n·FPIR ≥ 1",
+            p.at.target_fpir,
+            pct(p.at.fnir),
+            p.misses.count,
+            p.misses.of,
+            p.at.threshold,
+            p.false_positives,
+            r.nonmated_searches,
+            (3.0 / p.at.target_fpir).ceil()
+        ));
+    }
+    notes.push(format!(
+        "images without a template (counted as misses for mated searches): {} enrolment, {} mated, {} non-mated; \
+         {} mated searches lack an enrolled mate",
+        count("enrolment"),
+        count("mated"),
+        count("non-mated"),
+        r.mated_without_gallery_mate
+    ));
+    if let Some(c) = &r.cache {
+        notes.push(format!(
+            "template cache: {} hits, {} misses; extraction {:.1}s",
+            c.hits, c.misses, r.extract_seconds
+        ));
+    }
+    let mut files = write_report(dir, &report)?;
+    let full = dir.join("lfw-1n.json");
+    write_json(&full, r)?;
+    files.push(full);
+    eprintln!(
+        "report written: {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn run_liveness(global: &GlobalArgs, args: LivenessEvalArgs) -> anyhow::Result<ExitCode> {
+    let sources = LivenessSources {
+        lfw: (args.bona_fide_sample > 0)
+            .then(|| args.lfw.unwrap_or_else(|| default_dataset("lfw"))),
+        lfw_sample: args.bona_fide_sample,
+        pad_samples: Some(
+            args.pad_samples
+                .unwrap_or_else(|| default_dataset("face_pad_samples")),
+        ),
+        attacks: args.attacks,
+    };
+    let protocol = LivenessProtocol::build(&sources)?;
+    let mut config = global.face_config();
+    if let Some(t) = args.threshold {
+        config.liveness_threshold = t;
+    }
+    let engine = global.face_engine(config)?;
+    let cache = args.cache.open()?;
+    eprintln!(
+        "eval liveness: {} bona fide ({} of {} LFW images + samples), {} attack presentations",
+        protocol.bona_fide.len(),
+        protocol.lfw_sampled,
+        protocol.lfw_available,
+        protocol.attacks.len()
+    );
+    let threshold = f64::from(engine.liveness.threshold);
+    let report = liveness::evaluate(&engine, &protocol, threshold, cache.as_ref(), &progress)?;
+    eprintln!();
+    eprintln!("{}", cache_line(cache.as_ref()));
+    // With --json - stdout carries only the JSON.
+    if !json_to_stdout(&args.json) {
+        print_liveness(&report);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    if let Some(dir) = &args.report {
+        write_liveness_report(dir, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_liveness(r: &LivenessEvaluation) {
+    let l = &r.report;
+    println!(
+        "Liveness (ISO/IEC 30107-3), models {}, bona fide iff score >= {:.3}",
+        r.models.join(" + "),
+        r.threshold
+    );
+    println!(
+        "  presentations scored: {} bona fide, {} attack ({} and {} without a face)",
+        l.n_bona_fide, l.n_attacks, r.bona_fide_not_scored, r.attacks_not_scored
+    );
+    if let Some(a) = &l.at_threshold {
+        for s in &a.per_species {
+            println!(
+                "  APCER {:<18} {:>8} ({} of {} attacks accepted as bona fide)",
+                s.species,
+                pct(s.apcer),
+                (s.apcer * s.n as f64).round(),
+                s.n
+            );
+        }
+        if let Some(ci) = &l.apcer_ci {
+            println!(
+                "  APCER (worst species)     {:>8}   95% Wilson {}",
+                pct(a.apcer),
+                interval(ci)
+            );
+        }
+        if let Some(ci) = &l.bpcer_ci {
+            println!(
+                "  BPCER                     {:>8} ({} of {} bona fide rejected)   95% Wilson {}",
+                pct(a.bpcer),
+                (a.bpcer * l.n_bona_fide as f64).round(),
+                l.n_bona_fide,
+                interval(ci)
+            );
+        }
+    }
+    if let Some(b) = &r.bpcer_with_failures {
+        println!(
+            "  BPCER incl. no-face        {:>8} ({} of {})   95% Wilson {}",
+            pct(b.ci.estimate),
+            b.count,
+            b.of,
+            interval(&b.ci)
+        );
+    }
+    for b in &l.bpcer_at_apcer {
+        println!(
+            "  BPCER @ APCER={}%: {} (threshold {:.4})",
+            100.0 * b.target_apcer,
+            pct(b.at.bpcer),
+            b.at.threshold
+        );
+    }
+    for t in &l.unsupported_apcer {
+        println!(
+            "  BPCER @ APCER={}%: not computable: needs >= {} attack presentations per species, the smallest has {}",
+            100.0 * t,
+            l.support_rule.required(*t),
+            l.min_species_attacks
+        );
+    }
+    if l.min_species_attacks < l.support_rule.required(0.05) as usize {
+        println!(
+            "  The attack set ({} presentations) is too small to state an APCER: the numbers above describe these samples only.",
+            l.n_attacks
+        );
+    }
+    for a in &r.attacks {
+        match a.score {
+            Some(s) => println!("    attack {}: score {:.4}", a.name, s),
+            None => println!(
+                "    attack {}: not scored ({})",
+                a.name,
+                a.reason.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+    println!("  scoring {:.1}s", r.seconds);
+}
+
+fn write_liveness_report(dir: &std::path::Path, r: &LivenessEvaluation) -> anyhow::Result<()> {
+    use sinhtrac_eval::report::{write_report, Report};
+    let mut report = Report::new(
+        "Passive face liveness (PAD)",
+        &format!(
+            "bona fide: {} of {} LFW images (evenly spaced in sorted order) + PAD bona fide samples; attacks: PAD \
+             attack samples + attack folder; models {}",
+            r.lfw_sampled,
+            r.lfw_available,
+            r.models.join(" + ")
+        ),
+    );
+    report.liveness = Some(r.report.clone());
+    report.notes.push(format!(
+        "not scored (no face found): {} bona fide, {} attack presentations; they are left out of APCER/BPCER above",
+        r.bona_fide_not_scored, r.attacks_not_scored
+    ));
+    if let Some(b) = &r.bpcer_with_failures {
+        report.notes.push(format!(
+            "BPCER counting bona fide presentations without a face as rejections: {} ({} of {}, 95% Wilson {})",
+            pct(b.ci.estimate),
+            b.count,
+            b.of,
+            interval(&b.ci)
+        ));
+    }
+    for a in &r.attacks {
+        report.notes.push(match a.score {
+            Some(s) => format!(
+                "attack {} ({}): score {:.4}",
+                a.name,
+                a.species.as_deref().unwrap_or("-"),
+                s
+            ),
+            None => format!(
+                "attack {}: not scored ({})",
+                a.name,
+                a.reason.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    report.notes.push(
+        "LFW images are 250x250 press photos, unlike the selfie-camera input these models were trained on: \
+         their BPCER is a stress figure"
+            .into(),
+    );
+    let mut files = write_report(dir, &report)?;
+    let full = dir.join("liveness.json");
+    write_json(&full, r)?;
+    files.push(full);
     eprintln!(
         "report written: {}",
         files

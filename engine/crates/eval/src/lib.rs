@@ -76,7 +76,7 @@ pub use calibration::{Calibration, CalibrationPoint, Modality, CALIBRATION_VERSI
 pub use error::{EvalError, Result};
 pub use kfold::{kfold_accuracy, FoldResult, KFoldAccuracy};
 pub use liveness::{BpcerAtApcer, PadAtThreshold, PadRates, PadScores, SpeciesApcer};
-pub use openset::{Candidate, FnirAtFpir, OpenSet, OpenSetResult, Search};
+pub use openset::{Candidate, FnirAtFpir, OpenSet, OpenSetPoint, OpenSetResult, Search};
 pub use report::{
     markdown_summary, write_report, Histogram, LivenessReport, OperatingPoint, Report,
     ReportOptions, VerificationReport,

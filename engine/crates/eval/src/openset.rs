@@ -58,6 +58,20 @@ pub struct FnirAtFpir {
     pub rank: usize,
 }
 
+/// One point of the FNIR-against-FPIR curve (the open-set DET).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetPoint {
+    /// Threshold.
+    pub threshold: f64,
+    /// FPIR at the threshold.
+    pub fpir: f64,
+    /// FNIR at the threshold (rank `R` of the summary).
+    pub fnir: f64,
+}
+
+/// Points kept in [`OpenSetResult::curve`].
+const MAX_CURVE_POINTS: usize = 400;
+
 /// Open-set results over a list of searches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenSetResult {
@@ -75,6 +89,10 @@ pub struct OpenSetResult {
     pub fnir_at_fpir: Vec<FnirAtFpir>,
     /// Targets the non-mated search count does not support.
     pub unsupported_fpir: Vec<f64>,
+    /// FNIR against FPIR over every threshold (rank `R` as given), by decreasing threshold, thinned;
+    /// empty without non-mated searches.
+    #[serde(default)]
+    pub curve: Vec<OpenSetPoint>,
 }
 
 /// Searches validated and reduced to (mate rank, mate score) and top non-mate scores.
@@ -220,6 +238,44 @@ impl OpenSet {
         })
     }
 
+    /// FNIR(R = `rank`) against FPIR at every threshold where either changes, by decreasing threshold,
+    /// thinned to at most `max_points` (first and last kept). Empty without non-mated searches.
+    pub fn curve(&self, rank: usize, max_points: usize) -> Vec<OpenSetPoint> {
+        if self.n_nonmated == 0 {
+            return Vec::new();
+        }
+        let mut mates: Vec<f64> = self
+            .mates
+            .iter()
+            .filter_map(|m| m.filter(|(r, _)| *r <= rank).map(|(_, s)| s))
+            .collect();
+        mates.sort_by(f64::total_cmp);
+        let mut thresholds: Vec<f64> = mates
+            .iter()
+            .chain(&self.nonmated_top_asc)
+            .copied()
+            .collect();
+        thresholds.sort_by(|a, b| b.total_cmp(a));
+        thresholds.dedup();
+        let (n_m, n_n) = (self.mates.len() as f64, self.n_nonmated as f64);
+        let top = &self.nonmated_top_asc;
+        let all: Vec<OpenSetPoint> = thresholds
+            .iter()
+            .map(|&t| OpenSetPoint {
+                threshold: t,
+                fpir: (top.len() - top.partition_point(|&x| x < t)) as f64 / n_n,
+                fnir: 1.0 - (mates.len() - mates.partition_point(|&x| x < t)) as f64 / n_m,
+            })
+            .collect();
+        if all.len() <= max_points.max(2) {
+            return all;
+        }
+        let step = (all.len() - 1) as f64 / (max_points.max(2) - 1) as f64;
+        (0..max_points.max(2))
+            .map(|i| all[((i as f64 * step).round() as usize).min(all.len() - 1)])
+            .collect()
+    }
+
     /// Headline results: rank-1, rank-10, CMC, and FNIR at each target FPIR
     /// (rank `R = rank`; 1 for identification mode). Unsupported targets are
     /// listed, not errors.
@@ -247,6 +303,7 @@ impl OpenSet {
                 .collect(),
             fnir_at_fpir: fnir,
             unsupported_fpir: unsupported,
+            curve: self.curve(rank, MAX_CURVE_POINTS),
         })
     }
 }
@@ -328,6 +385,28 @@ mod tests {
         let r = o3.summary(&[0.25, 1e-2, 1e-3], 1).unwrap();
         assert!(r.fnir_at_fpir.is_empty());
         assert_eq!(r.unsupported_fpir, vec![0.25, 1e-2, 1e-3]);
+    }
+
+    #[test]
+    fn curve_hand_computed() {
+        let o = OpenSet::new(&searches()).unwrap();
+        // R = 1: only search 1's mate (0.9) counts; non-mated tops 0.8, 0.35, 0.1 (and one empty).
+        let c = o.curve(1, 100);
+        let pts: Vec<(f64, f64, f64)> = c.iter().map(|p| (p.threshold, p.fpir, p.fnir)).collect();
+        assert_eq!(
+            pts,
+            vec![
+                (0.9, 0.0, 0.75),
+                (0.8, 0.25, 0.75),
+                (0.35, 0.5, 0.75),
+                (0.1, 0.75, 0.75)
+            ]
+        );
+        // Thinning keeps the ends.
+        let t = o.curve(1, 2);
+        assert_eq!((t[0].threshold, t[1].threshold), (0.9, 0.1));
+        let r = o.summary(&[], 1).unwrap();
+        assert_eq!(r.curve, c);
     }
 
     #[test]

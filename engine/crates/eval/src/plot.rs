@@ -15,6 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{EvalError, Result};
+use crate::openset::OpenSetResult;
 use crate::report::{Histogram, LivenessReport, VerificationReport};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -51,6 +52,8 @@ enum Job<'a> {
     Det(&'a VerificationReport, &'a str),
     Roc(&'a VerificationReport, &'a str),
     Hist(String, (&'a str, &'a Histogram), (&'a str, &'a Histogram)),
+    Cmc(&'a OpenSetResult, &'a str),
+    FnirFpir(&'a OpenSetResult, &'a str),
 }
 
 impl Job<'_> {
@@ -59,6 +62,8 @@ impl Job<'_> {
             Job::Det(v, t) => draw_det(root, v, t),
             Job::Roc(v, t) => draw_roc(root, v, t),
             Job::Hist(c, a, b) => draw_hist(root, c, *a, *b),
+            Job::Cmc(o, t) => draw_cmc(root, o, t),
+            Job::FnirFpir(o, t) => draw_fnir_fpir(root, o, t),
         }
     }
 }
@@ -85,6 +90,22 @@ pub(crate) fn render_liveness(l: &LivenessReport, title: &str) -> Result<(Vec<u8
         ("attack", &l.attack_histogram),
     );
     both("liveness", &job)
+}
+
+/// Render the open-set plots: (file stem, PNG, SVG) for the CMC and, with non-mated searches, FNIR
+/// against FPIR.
+pub(crate) fn render_open_set(
+    o: &OpenSetResult,
+    title: &str,
+) -> Result<Vec<(&'static str, Vec<u8>, String)>> {
+    let mut out = Vec::new();
+    let (png, svg) = both("cmc", &Job::Cmc(o, title))?;
+    out.push(("cmc", png, svg));
+    if o.curve.iter().any(|p| p.fpir > 0.0) {
+        let (png, svg) = both("fnir_fpir", &Job::FnirFpir(o, title))?;
+        out.push(("fnir_fpir", png, svg));
+    }
+    Ok(out)
 }
 
 /// Draw a job on a bitmap and on an SVG backend.
@@ -310,6 +331,129 @@ fn draw_hist<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw_cmc<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    o: &OpenSetResult,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let k = o.cmc.len().max(2);
+    let lo = o.cmc.first().copied().unwrap_or(0.0);
+    let y_lo = ((lo * 20.0).floor() / 20.0 - 0.05).clamp(0.0, 0.95);
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("{title}: CMC"), ("sans-serif", 26))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(75)
+        .build_cartesian_2d(1f64..k as f64, y_lo..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("rank")
+        .y_desc("identification rate (mated searches)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(err)?;
+    let pts: Vec<(f64, f64)> = o
+        .cmc
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| ((i + 1) as f64, r))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label(format!(
+            "rank-1 {:.2}%, rank-10 {:.2}% ({} mated)",
+            100.0 * o.rank1,
+            100.0 * o.rank10,
+            o.n_mated
+        ))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, BLUE.filled())))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw_fnir_fpir<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    o: &OpenSetResult,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let x_lo = decade_floor(
+        o.curve.iter().map(|p| p.fpir),
+        1.0 / o.n_nonmated.max(1) as f64,
+    );
+    let y_lo = decade_floor(
+        o.curve.iter().map(|p| p.fnir),
+        1.0 / o.n_mated.max(1) as f64,
+    );
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("{title}: FNIR vs FPIR"), ("sans-serif", 26))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(75)
+        .build_cartesian_2d((x_lo..1.0).log_scale(), (y_lo..1.0).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("FPIR (false positive identification rate)")
+        .y_desc("FNIR (false negative identification rate)")
+        .x_label_formatter(&sci)
+        .y_label_formatter(&sci)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(err)?;
+    let pts: Vec<(f64, f64)> = o
+        .curve
+        .iter()
+        .filter(|p| p.fpir > 0.0 && p.fnir > 0.0)
+        .map(|p| (p.fpir, p.fnir))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label(format!(
+            "{} mated, {} non-mated searches",
+            o.n_mated, o.n_nonmated
+        ))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    let ops: Vec<(f64, f64)> = o
+        .fnir_at_fpir
+        .iter()
+        .filter(|f| f.fnir > 0.0 && f.observed_fpir > 0.0)
+        .map(|f| (f.observed_fpir, f.fnir))
+        .collect();
+    chart
+        .draw_series(ops.into_iter().map(|p| Circle::new(p, 5, RED.filled())))
+        .map_err(err)?
+        .label("FNIR @ target FPIR")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(err)?;
     Ok(())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::{BootstrapConfig, ConfidenceInterval, SubjectBootstrap};
+use crate::bootstrap::{wilson_interval, BootstrapConfig, ConfidenceInterval, SubjectBootstrap};
 use crate::error::{EvalError, Result};
 use crate::kfold::KFoldAccuracy;
 use crate::liveness::{BpcerAtApcer, PadAtThreshold, PadScores};
@@ -222,6 +222,18 @@ pub struct LivenessReport {
     pub n_attacks: usize,
     /// APCER/BPCER at the operating threshold, when given.
     pub at_threshold: Option<PadAtThreshold>,
+    /// Wilson interval of the APCER at the threshold (of the species with the highest APCER).
+    #[serde(default)]
+    pub apcer_ci: Option<ConfidenceInterval>,
+    /// Wilson interval of the BPCER at the threshold.
+    #[serde(default)]
+    pub bpcer_ci: Option<ConfidenceInterval>,
+    /// Which target APCERs the attack counts support.
+    #[serde(default)]
+    pub support_rule: SupportRule,
+    /// Attack presentations of the smallest PAI species (what limits BPCER @ APCER).
+    #[serde(default)]
+    pub min_species_attacks: usize,
     /// BPCER at each supported target APCER.
     pub bpcer_at_apcer: Vec<BpcerAtApcer>,
     /// Target APCERs the attack counts do not support.
@@ -252,10 +264,32 @@ impl LivenessReport {
             }
         }
         let (lo, hi) = range_of(&scores.bona_fide, &scores.attacks);
+        let at_threshold = threshold.map(|t| r.at(t));
+        let (mut apcer_ci, mut bpcer_ci) = (None, None);
+        if let Some(a) = &at_threshold {
+            // The worst species decides the APCER; its own count decides the interval.
+            if let Some(worst) = a
+                .per_species
+                .iter()
+                .max_by(|x, y| x.apcer.total_cmp(&y.apcer).then(y.n.cmp(&x.n)))
+            {
+                let k = (worst.apcer * worst.n as f64).round() as u64;
+                apcer_ci = Some(wilson_interval(k, worst.n as u64, 0.95)?);
+            }
+            let n = r.n_bona_fide() as u64;
+            let k = (a.bpcer * n as f64).round() as u64;
+            bpcer_ci = Some(wilson_interval(k, n, 0.95)?);
+        }
+        // Species sizes do not depend on the threshold.
+        let min_species_attacks = r.at(0.0).per_species.iter().map(|s| s.n).min().unwrap_or(0);
         Ok(LivenessReport {
             n_bona_fide: r.n_bona_fide(),
             n_attacks: r.n_attacks(),
-            at_threshold: threshold.map(|t| r.at(t)),
+            at_threshold,
+            apcer_ci,
+            bpcer_ci,
+            support_rule: rule,
+            min_species_attacks,
             bpcer_at_apcer: at,
             unsupported_apcer: unsupported,
             bona_fide_histogram: Histogram::new(&scores.bona_fide, lo, hi, bins)?,
@@ -420,7 +454,10 @@ pub fn markdown_summary(r: &Report) -> String {
                 o.n_nonmated
             );
         }
-        s.push('\n');
+        let _ = writeln!(s, "\n![CMC](cmc.png)\n");
+        if o.curve.iter().any(|p| p.fpir > 0.0) {
+            let _ = writeln!(s, "![FNIR vs FPIR](fnir_fpir.png)\n");
+        }
     }
     if let Some(l) = &r.liveness {
         let _ = writeln!(s, "## Liveness (ISO/IEC 30107-3)\n");
@@ -435,8 +472,38 @@ pub fn markdown_summary(r: &Report) -> String {
             l.n_bona_fide, l.n_attacks
         );
         if let Some(a) = &l.at_threshold {
-            let _ = writeln!(s, "| APCER | {} | {:.4} |", pct(a.apcer), a.threshold);
-            let _ = writeln!(s, "| BPCER | {} | {:.4} |", pct(a.bpcer), a.threshold);
+            let interval = |ci: &Option<ConfidenceInterval>| match ci {
+                Some(c) => format!(
+                    ", {:.0}% Wilson interval [{}, {}]",
+                    100.0 * c.confidence,
+                    pct(c.lower),
+                    pct(c.upper)
+                ),
+                None => String::new(),
+            };
+            let worst_n = a
+                .per_species
+                .iter()
+                .max_by(|x, y| x.apcer.total_cmp(&y.apcer).then(y.n.cmp(&x.n)))
+                .map_or(0, |w| w.n);
+            let _ = writeln!(
+                s,
+                "| APCER (worst species) | {} ({} of {}{}) | {:.4} |",
+                pct(a.apcer),
+                (a.apcer * worst_n as f64).round(),
+                worst_n,
+                interval(&l.apcer_ci),
+                a.threshold
+            );
+            let _ = writeln!(
+                s,
+                "| BPCER | {} ({} of {}{}) | {:.4} |",
+                pct(a.bpcer),
+                (a.bpcer * l.n_bona_fide as f64).round(),
+                l.n_bona_fide,
+                interval(&l.bpcer_ci),
+                a.threshold
+            );
             for sp in &a.per_species {
                 let _ = writeln!(
                     s,
@@ -460,8 +527,23 @@ pub fn markdown_summary(r: &Report) -> String {
         for t in &l.unsupported_apcer {
             let _ = writeln!(
                 s,
-                "| BPCER @ APCER={}% | not supported by the attack count | |",
-                100.0 * t
+                "| BPCER @ APCER={}% | not supported: needs {} attack presentations per species \
+                 (n·APCER ≥ {}), the smallest species has {} | |",
+                100.0 * t,
+                l.support_rule.required(*t),
+                l.support_rule.min_expected_errors,
+                l.min_species_attacks
+            );
+        }
+        let needed = l.support_rule.required(DEFAULT_APCER_TARGETS[0]);
+        if l.min_species_attacks < needed as usize {
+            let _ = writeln!(
+                s,
+                "\n**Too few attack presentations.** The smallest PAI species has {} attack \
+                 presentations; an APCER of 5% needs at least {} to be stated (n·APCER ≥ {}). \
+                 The APCER above is an observation on these samples, not an error rate of the \
+                 system; read it with its interval.",
+                l.min_species_attacks, needed, l.support_rule.min_expected_errors
             );
         }
         let _ = writeln!(s, "\n![liveness scores](liveness_scores.png)\n");
@@ -472,7 +554,7 @@ pub fn markdown_summary(r: &Report) -> String {
     s
 }
 
-/// Write `report.json`, `summary.md` and the plots (`det`, `roc`, `scores`,
+/// Write `report.json`, `summary.md` and the plots (`det`, `roc`, `scores`, `cmc`, `fnir_fpir`,
 /// `liveness_scores`, each `.png` and `.svg`, for the sections present) into
 /// `dir` (created if missing). Returns the files written.
 pub fn write_report(dir: &Path, report: &Report) -> Result<Vec<PathBuf>> {
@@ -496,6 +578,12 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<Vec<PathBuf>> {
             ("scores", crate::plot::Plot::Scores),
         ] {
             let (png, svg) = crate::plot::render(kind, v, &report.title)?;
+            put(&format!("{name}.png"), &png)?;
+            put(&format!("{name}.svg"), svg.as_bytes())?;
+        }
+    }
+    if let Some(o) = &report.open_set {
+        for (name, png, svg) in crate::plot::render_open_set(o, &report.title)? {
             put(&format!("{name}.png"), &png)?;
             put(&format!("{name}.svg"), svg.as_bytes())?;
         }
@@ -654,6 +742,10 @@ mod tests {
             "scores.svg",
             "liveness_scores.png",
             "liveness_scores.svg",
+            "cmc.png",
+            "cmc.svg",
+            "fnir_fpir.png",
+            "fnir_fpir.svg",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
