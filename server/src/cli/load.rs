@@ -24,6 +24,16 @@ pub enum LoadRpc {
     Liveness,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+pub enum LoadMode {
+    /// The server's default.
+    Default,
+    /// Exhaustive f32 scan.
+    Exact,
+    /// int8 scan with exact re-rank.
+    Approximate,
+}
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     #[command(flatten)]
@@ -49,9 +59,9 @@ pub struct LoadArgs {
     /// Identify: send the probe as an image instead of a template.
     #[arg(long)]
     pub identify_with_image: bool,
-    /// Identify: approximate (int8 + re-rank) mode.
-    #[arg(long)]
-    pub approximate: bool,
+    /// Identify: search mode (default: the server's choice by gallery size).
+    #[arg(long, value_enum, default_value = "default")]
+    pub mode: LoadMode,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -61,6 +71,7 @@ pub struct LoadArgs {
 #[derive(Debug, serde::Serialize)]
 pub struct LoadReport {
     pub rpc: String,
+    pub mode: String,
     pub concurrency: usize,
     pub seconds: f64,
     pub calls: u64,
@@ -143,7 +154,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadReport> {
     for _ in 0..args.concurrency {
         let mut c = connect(&args.connect).await?;
         let probe = probe.clone();
-        let (rpc, subject, approximate) = (args.rpc, args.subject.clone(), args.approximate);
+        let (rpc, subject, mode) = (args.rpc, args.subject.clone(), args.mode);
         let issued = issued.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -165,10 +176,10 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadReport> {
                         .identify(proto::IdentifyRequest {
                             probe: Some(probe.clone()),
                             top_k: 10,
-                            mode: if approximate {
-                                proto::SearchMode::Approximate
-                            } else {
-                                proto::SearchMode::Exact
+                            mode: match mode {
+                                LoadMode::Default => proto::SearchMode::Unspecified,
+                                LoadMode::Exact => proto::SearchMode::Exact,
+                                LoadMode::Approximate => proto::SearchMode::Approximate,
                             } as i32,
                             ..Default::default()
                         })
@@ -222,6 +233,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let failed: u64 = errors.values().sum();
     Ok(LoadReport {
         rpc: format!("{:?}", args.rpc).to_lowercase(),
+        mode: format!("{:?}", args.mode).to_lowercase(),
         concurrency: args.concurrency,
         seconds,
         calls: ok + failed,
@@ -242,8 +254,9 @@ pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let report = rt.block_on(run_async(args))?;
     println!(
-        "rpc={} concurrency={} calls={} ok={} errors={:?} qps={:.1} p50={:.2}ms p95={:.2}ms p99={:.2}ms max={:.2}ms",
+        "rpc={} mode={} concurrency={} calls={} ok={} errors={:?} qps={:.1} p50={:.2}ms p95={:.2}ms p99={:.2}ms max={:.2}ms",
         report.rpc,
+        report.mode,
         report.concurrency,
         report.calls,
         report.ok,

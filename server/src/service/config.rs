@@ -81,6 +81,9 @@ pub struct ServerConfig {
     pub default_deadline_ms: u64,
     /// Keep an int8 copy of the gallery for approximate identification.
     pub approximate_tier: bool,
+    /// Identify without a mode scans exactly while the tenant's gallery has at most this many
+    /// templates, and approximately (int8 scan, exact re-rank) above it.
+    pub exact_search_limit: usize,
     /// Optional TLS.
     pub tls: Option<TlsConfig>,
     /// Seconds to let in-flight requests finish at shutdown.
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
             max_message_bytes: 16 << 20,
             default_deadline_ms: 30_000,
             approximate_tier: true,
+            exact_search_limit: 250_000,
             tls: None,
             shutdown_grace_s: 30,
             multi_face: sinhtrac_engine::face::MultiFacePolicy::Largest,

@@ -557,11 +557,20 @@ impl Biometrics for BiometricsService {
             if k > MAX_TOP_K {
                 return Err(errors::invalid(format!("top_k must be 1-{MAX_TOP_K}")));
             }
+            let tenant = call.principal.tenant.clone();
             let mode = match r.mode() {
                 proto::SearchMode::Approximate => SearchMode::Approximate,
-                _ => SearchMode::Exact,
+                proto::SearchMode::Exact => SearchMode::Exact,
+                proto::SearchMode::Unspecified => {
+                    let large =
+                        self.s.gallery.indexed_for(&tenant) > self.s.config.exact_search_limit;
+                    if large && self.s.config.approximate_tier {
+                        SearchMode::Approximate
+                    } else {
+                        SearchMode::Exact
+                    }
+                }
             };
-            let tenant = call.principal.tenant.clone();
             // Probe extraction on a worker; the scan in the batcher, shared with concurrent calls.
             let (p, threshold, fmr) = self
                 .work(&call, move |s, c| {
