@@ -20,7 +20,7 @@ pub use quality::{FaceQuality, QualityThresholds};
 use crate::decision::{Calibrations, Decision};
 use crate::image::{decode, DecodeLimits, DecodedImage};
 use crate::runtime::{Manifest, ModelError, Role, RuntimeConfig};
-use crate::template::{QualitySummary, Template};
+use crate::template::Template;
 use crate::{Error, Result};
 
 /// Why an image gave no usable face.
@@ -281,16 +281,7 @@ impl FaceEngine {
 
     fn template_of(&self, face: AlignedFace, vector: &[f32]) -> Result<FaceTemplate> {
         let q = face.quality;
-        let summary = QualitySummary {
-            detection_score: q.detection_score,
-            inter_eye_px: q.inter_eye_px,
-            sharpness: q.sharpness,
-            brightness: q.brightness,
-            yaw_deg: q.yaw_deg,
-            pitch_deg: q.pitch_deg,
-            roll_deg: q.roll_deg,
-            overall: 0.0,
-        };
+        let summary = q.summary();
         let template = Template::face_vector(
             self.embedder.model_id(),
             self.embedder.model_sha256(),

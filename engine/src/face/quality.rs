@@ -32,6 +32,22 @@ pub struct FaceQuality {
     pub roll_deg: f32,
 }
 
+impl FaceQuality {
+    /// The measures a template carries.
+    pub fn summary(&self) -> crate::template::QualitySummary {
+        crate::template::QualitySummary {
+            detection_score: self.detection_score,
+            inter_eye_px: self.inter_eye_px,
+            sharpness: self.sharpness,
+            brightness: self.brightness,
+            yaw_deg: self.yaw_deg,
+            pitch_deg: self.pitch_deg,
+            roll_deg: self.roll_deg,
+            overall: 0.0,
+        }
+    }
+}
+
 /// Thresholds for accepting a face at enrolment.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityThresholds {

@@ -112,6 +112,21 @@ fn decision(
     })
 }
 
+/// The audited fields of a 1:1 decision.
+fn audit_decision(
+    audit: &mut AuditRecord,
+    d: Option<&proto::Decision>,
+    liveness: Option<&proto::Liveness>,
+) {
+    if let Some(d) = d {
+        audit.score = Some(d.score);
+        audit.threshold = Some(d.threshold);
+        audit.target_fmr = Some(d.target_fmr);
+        audit.decision = Some(d.r#match);
+    }
+    audit.liveness_score = liveness.map(|l| l.score);
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -469,13 +484,11 @@ impl Biometrics for BiometricsService {
             resp
         });
         if let Ok(resp) = &result {
-            if let Some(d) = &resp.decision {
-                call.audit.score = Some(d.score);
-                call.audit.threshold = Some(d.threshold);
-                call.audit.target_fmr = Some(d.target_fmr);
-                call.audit.decision = Some(d.r#match);
-            }
-            call.audit.liveness_score = resp.liveness.as_ref().map(|l| l.score);
+            audit_decision(
+                &mut call.audit,
+                resp.decision.as_ref(),
+                resp.liveness.as_ref(),
+            );
         }
         self.finish(call, result).await
     }
@@ -534,13 +547,11 @@ impl Biometrics for BiometricsService {
             resp
         });
         if let Ok(resp) = &result {
-            if let Some(d) = &resp.decision {
-                call.audit.score = Some(d.score);
-                call.audit.threshold = Some(d.threshold);
-                call.audit.target_fmr = Some(d.target_fmr);
-                call.audit.decision = Some(d.r#match);
-            }
-            call.audit.liveness_score = resp.liveness_a.as_ref().map(|l| l.score);
+            audit_decision(
+                &mut call.audit,
+                resp.decision.as_ref(),
+                resp.liveness_a.as_ref(),
+            );
         }
         self.finish(call, result).await
     }
@@ -749,19 +760,12 @@ impl Biometrics for BiometricsService {
                         .templates
                         .iter()
                         .map(|t| {
-                            let quality = s.gallery.space().accept(&t.data).ok().map(|tpl| {
-                                let q = tpl.quality;
-                                proto::Quality {
-                                    detection_score: q.detection_score,
-                                    inter_eye_px: q.inter_eye_px,
-                                    sharpness: q.sharpness,
-                                    brightness: q.brightness,
-                                    yaw_deg: q.yaw_deg,
-                                    pitch_deg: q.pitch_deg,
-                                    roll_deg: q.roll_deg,
-                                    faces_in_image: 0,
-                                }
-                            });
+                            let quality = s
+                                .gallery
+                                .space()
+                                .accept(&t.data)
+                                .ok()
+                                .map(|tpl| probe::quality_of_summary(&tpl.quality));
                             proto::TemplateInfo {
                                 modality: match t.modality {
                                     sinhtrac_store::Modality::Face => proto::Modality::Face,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use sinhtrac_engine::face::{FaceEngine, FaceQuality};
 use sinhtrac_engine::gallery::EmbeddingSpace;
+use sinhtrac_engine::template::QualitySummary;
 use tonic::{Code, Status};
 
 use super::errors::{self, status, Reason};
@@ -37,6 +38,14 @@ pub struct ProbeOptions {
 
 fn quality_of(q: &FaceQuality, faces: usize) -> proto::Quality {
     proto::Quality {
+        faces_in_image: faces as u32,
+        ..quality_of_summary(&q.summary())
+    }
+}
+
+/// The quality a template carries (faces in the image unknown: 0).
+pub fn quality_of_summary(q: &QualitySummary) -> proto::Quality {
+    proto::Quality {
         detection_score: q.detection_score,
         inter_eye_px: q.inter_eye_px,
         sharpness: q.sharpness,
@@ -44,7 +53,7 @@ fn quality_of(q: &FaceQuality, faces: usize) -> proto::Quality {
         yaw_deg: q.yaw_deg,
         pitch_deg: q.pitch_deg,
         roll_deg: q.roll_deg,
-        faces_in_image: faces as u32,
+        faces_in_image: 0,
     }
 }
 
@@ -110,21 +119,11 @@ pub fn extract(
         Source::Template(bytes) => {
             let t = space.accept(bytes).map_err(errors::template)?;
             let vector = t.vector().map(<[f32]>::to_vec).unwrap_or_default();
-            let q = t.quality;
             Ok(Probe {
                 vector,
                 template: bytes.clone(),
-                quality: proto::Quality {
-                    detection_score: q.detection_score,
-                    inter_eye_px: q.inter_eye_px,
-                    sharpness: q.sharpness,
-                    brightness: q.brightness,
-                    yaw_deg: q.yaw_deg,
-                    pitch_deg: q.pitch_deg,
-                    roll_deg: q.roll_deg,
-                    faces_in_image: 0,
-                },
-                quality_score: q.detection_score,
+                quality: quality_of_summary(&t.quality),
+                quality_score: t.quality.detection_score,
                 liveness: None,
             })
         }
