@@ -136,3 +136,39 @@ fn eval_lfw_1n_and_liveness_write_json_and_report_folders() {
     assert!(md.contains("Too few attack presentations"));
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn eval_fvc_writes_a_report_folder_per_database() {
+    let out = std::env::temp_dir().join(format!("sinhtrac-cli-fvc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = sinhtrac()
+        .args(["eval", "fvc", "--json", "-", "--data"])
+        .arg(datasets().join("fingerprints/fvc2002"))
+        .arg("--report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let db = out.join("DB1_B");
+    for f in [
+        "det.svg",
+        "det.png",
+        "roc.svg",
+        "scores.svg",
+        "report.json",
+        "summary.md",
+    ] {
+        assert!(db.join(f).is_file(), "missing {f}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(db.join("report.json")).unwrap()).unwrap();
+    let eer = report["verification"]["eer"]["eer"]
+        .as_f64()
+        .expect("EER in the report");
+    assert!(eer > 0.0 && eer < 0.05, "FVC2002 DB1 EER {eer}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -38,8 +38,7 @@ pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCod
             let protocol = LfwProtocol::load(&data)?;
             let engine = global.face_engine(global.face_config())?;
             let cache = args.cache.open()?;
-            let progress =
-                |done: usize, total: usize| eprint!("\r  extracting templates {done}/{total}");
+            let progress = super::progress_bar("extracting templates");
             let extracted = extract_all_cached(&engine, &protocol, cache.as_ref(), &progress);
             eprintln!();
             eprintln!("{}", cache_line(cache.as_ref()));

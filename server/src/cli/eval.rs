@@ -11,7 +11,7 @@ use sinhtrac_engine::protocols::liveness::{
     self, LivenessEvaluation, LivenessProtocol, LivenessSources,
 };
 
-use super::{default_dataset, write_json, GlobalArgs};
+use super::{default_dataset, progress_bar, write_json, GlobalArgs};
 
 /// Template cache flags, shared by every command that extracts a dataset.
 #[derive(Debug, Args)]
@@ -57,10 +57,6 @@ pub fn cache_line(cache: Option<&TemplateCache>) -> String {
             )
         }
     }
-}
-
-fn progress(done: usize, total: usize) {
-    eprint!("\r  extracting {done}/{total}");
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +131,9 @@ pub struct FvcArgs {
     /// Write the report as JSON to this path ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a report folder per database: JSON, markdown summary, DET/ROC curves and score histograms.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +195,9 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
             if let Some(path) = &args.json {
                 write_json(path, &report)?;
             }
+            if let Some(dir) = &args.report {
+                write_fvc_reports(dir, &report)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         EvalCommand::Lfw1n(args) => run_lfw_1n(global, args),
@@ -235,7 +237,7 @@ pub fn run_lfw(
         protocol.images().len(),
         data.display()
     );
-    let report = evaluate_cached(&engine, &protocol, cache, &progress)?;
+    let report = evaluate_cached(&engine, &protocol, cache, &progress_bar("extracting"))?;
     eprintln!();
     eprintln!("{}", cache_line(cache));
     Ok(report)
@@ -319,6 +321,41 @@ fn write_lfw_report(dir: &std::path::Path, r: &LfwReport) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// One report folder per FVC database (`<dir>/<database path with / as _>/`): the extended impostor set,
+/// since the standard one is too small for a DET curve.
+fn write_fvc_reports(
+    dir: &std::path::Path,
+    r: &sinhtrac_finger::fvc::FvcReport,
+) -> anyhow::Result<()> {
+    use sinhtrac_eval::report::{write_report, Report, ReportOptions, VerificationReport};
+    for d in &r.databases {
+        let scores = sinhtrac_eval::ScoreSet::from_f32(&d.genuine_scores, &d.impostor_scores);
+        let mut report = Report::new(
+            &format!("Fingerprint verification, {}", d.name),
+            &format!(
+                "FVC genuine pairs ({}) vs extended impostor set ({} pairs); extractor {}, MCC matcher",
+                d.genuine_scores.len(),
+                d.impostor_scores.len(),
+                d.extractor
+            ),
+        );
+        report.verification = Some(VerificationReport::compute(
+            &scores,
+            &ReportOptions::default(),
+        )?);
+        report.notes.push(format!(
+            "{} images, {} failures to enrol; FVC-protocol EER {:.2}%",
+            d.images,
+            d.failures_to_enrol,
+            d.fvc.eer * 100.0
+        ));
+        let sub = dir.join(d.name.replace(['/', '\\'], "_"));
+        let files = write_report(&sub, &report)?;
+        eprintln!("report written: {} files in {}", files.len(), sub.display());
+    }
+    Ok(())
+}
+
 fn json_to_stdout(json: &Option<PathBuf>) -> bool {
     json.as_ref().is_some_and(|p| p.as_os_str() == "-")
 }
@@ -348,7 +385,13 @@ fn run_lfw_1n(global: &GlobalArgs, args: Lfw1nArgs) -> anyhow::Result<ExitCode> 
         cmc_depth: args.cmc_depth,
         ..OpenSetOptions::default()
     };
-    let report = lfw_1n::evaluate(&engine, &protocol, &options, cache.as_ref(), &progress)?;
+    let report = lfw_1n::evaluate(
+        &engine,
+        &protocol,
+        &options,
+        cache.as_ref(),
+        &progress_bar("extracting"),
+    )?;
     eprintln!();
     eprintln!("{}", cache_line(cache.as_ref()));
     // With --json - stdout carries only the JSON.
@@ -556,7 +599,13 @@ fn run_liveness(global: &GlobalArgs, args: LivenessEvalArgs) -> anyhow::Result<E
         protocol.attacks.len()
     );
     let threshold = f64::from(engine.liveness.threshold);
-    let report = liveness::evaluate(&engine, &protocol, threshold, cache.as_ref(), &progress)?;
+    let report = liveness::evaluate(
+        &engine,
+        &protocol,
+        threshold,
+        cache.as_ref(),
+        &progress_bar("scoring"),
+    )?;
     eprintln!();
     eprintln!("{}", cache_line(cache.as_ref()));
     // With --json - stdout carries only the JSON.

@@ -153,3 +153,23 @@ pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyh
 pub fn default_dataset(name: &str) -> PathBuf {
     sinhtrac_engine::paths::datasets_dir().join(name)
 }
+
+/// A progress bar on stderr for long evaluations (hidden when stderr is not a terminal), as the
+/// `progress(done, total)` callback the engine's protocols take.
+pub fn progress_bar(label: &'static str) -> impl Fn(usize, usize) + Sync {
+    let style = indicatif::ProgressStyle::with_template(
+        "  {msg} [{bar:32}] {pos}/{len} ({elapsed}, eta {eta})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::new(0)
+        .with_style(style)
+        .with_message(label);
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish();
+        }
+    }
+}

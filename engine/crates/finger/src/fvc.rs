@@ -81,6 +81,12 @@ pub struct DatabaseReport {
     pub extended: ErrorRates,
     /// Threshold giving FMR ≤ 0.1% on the extended impostor set.
     pub threshold_fmr1000: f32,
+    /// Genuine scores (for DET plots; not serialised).
+    #[serde(skip)]
+    pub genuine_scores: Vec<f32>,
+    /// Extended-protocol impostor scores (for DET plots; not serialised).
+    #[serde(skip)]
+    pub impostor_scores: Vec<f32>,
 }
 
 /// Results for a tree of databases.
@@ -295,6 +301,8 @@ pub fn evaluate_database(
         fvc: error_rates(&g, &only(&standard)),
         extended: error_rates(&g, &only(&extended)),
         threshold_fmr1000: threshold_for_fmr(&only(&extended), 1e-3),
+        impostor_scores: only(&extended),
+        genuine_scores: g,
     })
 }
 
