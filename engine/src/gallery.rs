@@ -526,9 +526,9 @@ impl Gallery {
                 for (q, hs) in hits.iter_mut().enumerate() {
                     let query = &queries[q * dim..(q + 1) * dim];
                     let qn = unit(query);
+                    let dot = sinhtrac_index::simd::kernels().dot_f32;
                     for h in hs.iter_mut() {
-                        let v = ix.exact.vector(h.id)?;
-                        h.score = v.iter().zip(&qn).map(|(a, b)| a * b).sum();
+                        h.score = dot(&ix.exact.vector(h.id)?, &qn);
                     }
                     hs.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
                     hs.truncate(fetch);

@@ -390,6 +390,8 @@ pub fn all_impostor_scores(extracted: &BTreeMap<String, Extracted>) -> Vec<f64> 
             Extracted::Failed(..) => None,
         })
         .collect();
+    // The index's run-time dispatched SIMD dot product (AVX2+FMA here, scalar elsewhere).
+    let dot = sinhtrac_index::simd::kernels().dot_f32;
     items
         .par_iter()
         .enumerate()
@@ -397,7 +399,7 @@ pub fn all_impostor_scores(extracted: &BTreeMap<String, Extracted>) -> Vec<f64> 
             items[i + 1..]
                 .iter()
                 .filter(move |(id_b, _)| id_b != id_a)
-                .map(move |(_, b)| a.iter().zip(b.iter()).map(|(x, y)| x * y).sum::<f32>() as f64)
+                .map(move |(_, b)| dot(a, b) as f64)
         })
         .collect()
 }
