@@ -6,6 +6,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 cd "$root"
 cargo build --release --locked -p sinhtrac-server
-./target/release/sinhtrac demo "$@"
+"${CARGO_TARGET_DIR:-$root/target}/release/sinhtrac" demo "$@"
 # The gRPC service on an embedded gallery, with both example flows (insurance claim check, bank eKYC).
 "$root/scripts/service-demo.sh"

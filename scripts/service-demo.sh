@@ -9,7 +9,7 @@ cd "$root"
 shared=${SINHTRAC_SHARED:-$root/../shared}
 lfw=$(cd "$shared/datasets/lfw/images" && pwd)
 pad=$(cd "$shared/datasets/face_pad_samples" && pwd)
-bin=$root/target/release/sinhtrac
+bin=${CARGO_TARGET_DIR:-$root/target}/release/sinhtrac
 py=$root/.venv-examples/bin/python
 state=${SINHTRAC_DEMO_DIR:-$root/var/demo}
 [ -x "$bin" ] || { echo "service-demo: build first: cargo build --release -p sinhtrac-server" >&2; exit 1; }
