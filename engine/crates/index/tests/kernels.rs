@@ -77,7 +77,17 @@ fn tile_kernels_match_scalar() {
     for level in SimdLevel::all_available() {
         let k = kernels_for(level).unwrap();
         for d in dims() {
-            for (nq, nr) in [(1, 1), (1, 4), (2, 4), (3, 9), (5, 7), (2, 13)] {
+            for (nq, nr) in [
+                (1, 1),
+                (1, 4),
+                (2, 4),
+                (3, 9),
+                (5, 7),
+                (2, 13),
+                (4, 8),
+                (8, 12),
+                (11, 6),
+            ] {
                 let q = rand_f32(&mut rng, nq * d);
                 let r = rand_f32(&mut rng, nr * d);
                 let mut out = vec![0.0; nq * nr];
