@@ -749,6 +749,16 @@ async fn batch_enrolment_and_duplicate_sweep() {
     assert_eq!((batch.enrolled, batch.failed), (4, 2), "{:?}", batch.items);
     assert_eq!(batch.items[2].reason, "IMAGE_UNSUPPORTED_FORMAT");
     assert_eq!(batch.items[5].reason, "LOW_QUALITY");
+    // Every item is audited on its own, with its outcome.
+    let audit = server.audit_lines();
+    let items: Vec<_> = audit
+        .iter()
+        .filter(|l| l["operation"] == "EnrollBatchItem")
+        .collect();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items[5]["subject_id"], "P-6");
+    assert_eq!(items[5]["reason"], "LOW_QUALITY");
+    assert_eq!(items[0]["status"], "OK");
     assert_eq!(batch.items[2].code, Code::InvalidArgument as i32);
 
     let r = c.req(proto::StartDuplicateSweepRequest::default());

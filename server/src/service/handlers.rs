@@ -386,7 +386,7 @@ impl Biometrics for BiometricsService {
         &self,
         req: Request<Streaming<proto::EnrollRequest>>,
     ) -> Result<Response<proto::EnrollBatchResponse>, Status> {
-        let mut call = self.begin("EnrollBatch", &req)?;
+        let call = self.begin("EnrollBatch", &req)?;
         let mut stream = req.into_inner();
         let result = async {
             call.principal.require_operator()?;
@@ -403,9 +403,24 @@ impl Biometrics for BiometricsService {
                     subject_id,
                     ..Default::default()
                 };
+                // Each item is a decision of its own: audited as it is acknowledged.
+                let mut item_audit = AuditRecord {
+                    ts_ms: now_ms(),
+                    request_id: format!("{}#{index}", call.audit.request_id),
+                    operation: "EnrollBatchItem",
+                    subject_id: Some(entry.subject_id.clone()),
+                    ..call.audit.clone()
+                };
                 match r {
                     Ok(resp) => {
                         out.enrolled += 1;
+                        item_audit.status = "OK".into();
+                        item_audit.decision = Some(true);
+                        item_audit.candidates = resp
+                            .possible_duplicates
+                            .iter()
+                            .map(|c| (c.subject_id.clone(), c.score))
+                            .collect();
                         entry.possible_duplicates = resp.possible_duplicates;
                     }
                     Err(e) if e.code() == Code::DeadlineExceeded || e.code() == Code::Internal => {
@@ -416,21 +431,24 @@ impl Biometrics for BiometricsService {
                         entry.code = e.code() as i32;
                         entry.reason = errors::reason_of(&e).unwrap_or_default();
                         entry.message = e.message().to_string();
+                        item_audit.status = code_name(e.code()).into();
+                        item_audit.reason = Some(entry.reason.clone());
                     }
                 }
+                self.s.audit.record(&item_audit).await.map_err(|e| {
+                    tracing::error!(error = %e, "audit record not written");
+                    status(
+                        Code::Internal,
+                        Reason::InternalError,
+                        "audit log unavailable",
+                    )
+                })?;
                 out.items.push(entry);
                 index += 1;
             }
             Ok(out)
         }
         .await;
-        if let Ok(r) = &result {
-            call.audit.candidates = r
-                .items
-                .iter()
-                .map(|i| (i.subject_id.clone(), i.code as f32))
-                .collect();
-        }
         self.finish(call, result).await
     }
 
