@@ -195,6 +195,17 @@ pub struct Gallery {
     load: LoadReport,
 }
 
+/// A store callback's verdict: go on, or keep the first error and stop the scan.
+fn stop_on_error(r: Result<()>, failure: &mut Option<GalleryError>) -> ControlFlow<()> {
+    match r {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            *failure = Some(e);
+            ControlFlow::Break(())
+        }
+    }
+}
+
 fn tag_of(tenant_key: i64) -> Result<u16> {
     u16::try_from(tenant_key).map_err(|_| GalleryError::TenantLimit(tenant_key))
 }
@@ -323,13 +334,7 @@ impl Gallery {
                     Ok(())
                 }
             });
-            match r {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
+            stop_on_error(r, &mut failure)
         })?;
         if let Some(e) = failure {
             return Err(e);
@@ -405,13 +410,7 @@ impl Gallery {
                 Change::Added(t) => ix.add(&self.space, &t),
                 Change::Removed { key, .. } => ix.remove(key),
             };
-            match r {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
+            stop_on_error(r, &mut failure)
         })?;
         if let Some(e) = failure {
             return Err(e);

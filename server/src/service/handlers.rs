@@ -60,6 +60,39 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Replies that name the request id of their audit record in the message itself (all replies carry it
+/// in the `x-request-id` header too).
+trait CarriesRequestId {
+    fn set_request_id(&mut self, _id: &str) {}
+}
+
+macro_rules! carries_request_id {
+    ($($t:ty),*) => {$(
+        impl CarriesRequestId for $t {
+            fn set_request_id(&mut self, id: &str) {
+                self.request_id = id.to_string();
+            }
+        }
+    )*};
+}
+
+carries_request_id!(
+    proto::EnrollResponse,
+    proto::VerifyResponse,
+    proto::CompareResponse,
+    proto::IdentifyResponse,
+    proto::CheckLivenessResponse,
+    proto::DeleteSubjectResponse
+);
+
+impl CarriesRequestId for proto::EnrollBatchResponse {}
+impl CarriesRequestId for proto::Subject {}
+impl CarriesRequestId for proto::ListSubjectsResponse {}
+impl CarriesRequestId for proto::GalleryStatsResponse {}
+impl CarriesRequestId for proto::Job {}
+impl CarriesRequestId for proto::DuplicateSweepResult {}
+impl CarriesRequestId for JobStream {}
+
 /// One request in flight: who, what, since when, and its audit record.
 struct Call {
     method: &'static str,
@@ -163,7 +196,7 @@ impl BiometricsService {
     }
 
     /// Audit and count the outcome; the reply goes out only once its audit record is durable.
-    async fn finish<T>(
+    async fn finish<T: CarriesRequestId>(
         &self,
         mut call: Call,
         result: Result<T, Status>,
@@ -199,7 +232,8 @@ impl BiometricsService {
             ));
         }
         match result {
-            Ok(v) => {
+            Ok(mut v) => {
+                v.set_request_id(&call.audit.request_id);
                 let mut r = Response::new(v);
                 if let Some(id) = request_id {
                     r.metadata_mut().insert("x-request-id", id);
@@ -364,11 +398,8 @@ impl Biometrics for BiometricsService {
             call.principal.require_operator()?;
             call.audit.client_reference = reference(&r.client_reference)?;
             let tenant = call.principal.tenant.clone();
-            let mut resp = self
-                .work(&call, move |s, c| enroll_one(s, &tenant, &r, c))
-                .await?;
-            resp.request_id = call.audit.request_id.clone();
-            Ok(resp)
+            self.work(&call, move |s, c| enroll_one(s, &tenant, &r, c))
+                .await
         }
         .await;
         if let Ok(resp) = &result {
@@ -500,11 +531,7 @@ impl Biometrics for BiometricsService {
             })
             .await
         }
-        .await
-        .map(|mut resp| {
-            resp.request_id = call.audit.request_id.clone();
-            resp
-        });
+        .await;
         if let Ok(resp) = &result {
             audit_decision(
                 &mut call.audit,
@@ -563,11 +590,7 @@ impl Biometrics for BiometricsService {
             })
             .await
         }
-        .await
-        .map(|mut resp| {
-            resp.request_id = call.audit.request_id.clone();
-            resp
-        });
+        .await;
         if let Ok(resp) = &result {
             audit_decision(
                 &mut call.audit,
@@ -660,11 +683,7 @@ impl Biometrics for BiometricsService {
                 request_id: String::new(),
             })
         }
-        .await
-        .map(|mut resp| {
-            resp.request_id = call.audit.request_id.clone();
-            resp
-        });
+        .await;
         if let Ok(resp) = &result {
             call.audit.threshold = Some(resp.threshold);
             call.audit.target_fmr = Some(resp.target_fmr);
@@ -713,11 +732,7 @@ impl Biometrics for BiometricsService {
             })
             .await
         }
-        .await
-        .map(|mut resp| {
-            resp.request_id = call.audit.request_id.clone();
-            resp
-        });
+        .await;
         if let Ok(resp) = &result {
             if let Some(l) = &resp.liveness {
                 call.audit.liveness_score = Some(l.score);
@@ -753,11 +768,7 @@ impl Biometrics for BiometricsService {
             })
             .await
         }
-        .await
-        .map(|mut resp| {
-            resp.request_id = call.audit.request_id.clone();
-            resp
-        });
+        .await;
         self.finish(call, result).await
     }
 
