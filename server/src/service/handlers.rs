@@ -109,17 +109,23 @@ fn reference(r: &str) -> Result<String, Status> {
     Ok(r.chars().filter(|c| !c.is_control()).collect())
 }
 
-/// Decision threshold at a target FMR. A requested FMR the calibration does not hold is the caller's
-/// error; a missing calibration for the configured one is the server's.
-fn threshold_at(engine: &FaceEngine, requested: f64, default: f64) -> Result<(f32, f64), Status> {
+/// The engine's decision on `score` at the requested FMR (0 = the configured one). A requested FMR the
+/// calibration does not hold is the caller's error; a missing calibration for the configured one is the
+/// server's.
+fn decide_at(
+    engine: &FaceEngine,
+    score: f32,
+    requested: f64,
+    default: f64,
+) -> Result<sinhtrac_engine::decision::Decision, Status> {
     if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
         return Err(errors::invalid(
             "target_fmr must be in (0, 1), or 0 for the default",
         ));
     }
     let fmr = if requested == 0.0 { default } else { requested };
-    match engine.decide(0.0, Some(fmr)) {
-        Ok(d) => Ok((d.threshold, fmr)),
+    match engine.decide(score, Some(fmr)) {
+        Ok(d) => Ok(d),
         Err(e) if requested != 0.0 && e.reason() == "MODEL_UNCALIBRATED" => {
             Err(errors::invalid(format!("target_fmr {requested}: {e}")))
         }
@@ -127,18 +133,23 @@ fn threshold_at(engine: &FaceEngine, requested: f64, default: f64) -> Result<(f3
     }
 }
 
+/// Decision threshold and FMR for searches (Identify, duplicate checks, sweeps).
+fn threshold_at(engine: &FaceEngine, requested: f64, default: f64) -> Result<(f32, f64), Status> {
+    decide_at(engine, 0.0, requested, default).map(|d| (d.threshold, d.target_fmr))
+}
+
+/// A 1:1 decision for the API.
 fn decision(
     engine: &FaceEngine,
     score: f32,
     requested: f64,
     default: f64,
 ) -> Result<proto::Decision, Status> {
-    let (threshold, fmr) = threshold_at(engine, requested, default)?;
-    let d = engine.decide(score, Some(fmr)).map_err(errors::engine)?;
+    let d = decide_at(engine, score, requested, default)?;
     Ok(proto::Decision {
         score,
-        threshold,
-        target_fmr: fmr,
+        threshold: d.threshold,
+        target_fmr: d.target_fmr,
         r#match: d.accept,
         model_id: d.model_id,
         calibration: d.calibration,
