@@ -10,7 +10,7 @@ use image::{DynamicImage, ImageFormat, RgbImage};
 use sinhtrac_server::proto::biometrics_client::BiometricsClient;
 use sinhtrac_server::proto::{self, biometric::Source};
 use sinhtrac_server::service::errors::reason_of;
-use sinhtrac_tests::{encode, lfw, png_with_forged_size, read, rgb};
+use sinhtrac_tests::{encode, fvc, lfw, png_with_forged_size, read, rgb};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic::{Code, Request, Status};
 
@@ -174,6 +174,21 @@ fn template(data: Vec<u8>) -> proto::Biometric {
     proto::Biometric {
         source: Some(Source::Template(data)),
     }
+}
+
+fn finger_bytes(data: Vec<u8>, position: u32) -> proto::Biometric {
+    proto::Biometric {
+        source: Some(Source::FingerImage(proto::FingerImage {
+            data,
+            position,
+            dpi: 500,
+        })),
+    }
+}
+
+/// FVC2002 DB1_B finger `finger`, impression `impression`, enrolled/probed at `position`.
+fn finger(finger: u32, impression: u32, position: u32) -> proto::Biometric {
+    finger_bytes(read(&fvc("fvc2002/DB1_B", finger, impression)), position)
 }
 
 fn enroll_req(id: &str, bio: Vec<proto::Biometric>) -> proto::EnrollRequest {
@@ -520,20 +535,22 @@ async fn bad_input_gets_a_precise_status_and_leaves_the_gallery_intact() {
         Code::InvalidArgument,
         "INVALID_REQUEST",
     );
+    let r = c.req(enroll_req("CLAIM-3", vec![finger_bytes(vec![1, 2, 3], 2)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "IMAGE_UNSUPPORTED_FORMAT",
+    );
+    // A truncated fingerprint TIFF.
+    let tif = read(&fvc("fvc2002/DB1_B", 101, 1));
     let r = c.req(enroll_req(
         "CLAIM-3",
-        vec![proto::Biometric {
-            source: Some(Source::FingerImage(proto::FingerImage {
-                data: vec![1, 2, 3],
-                position: 2,
-                dpi: 500,
-            })),
-        }],
+        vec![finger_bytes(tif[..tif.len() / 3].to_vec(), 2)],
     ));
     assert_status(
         c.inner.enroll(r).await,
         Code::InvalidArgument,
-        "MODALITY_UNSUPPORTED",
+        "IMAGE_CORRUPT",
     );
     let r = c.req(proto::VerifyRequest {
         target_fmr: 0.5,
@@ -1128,4 +1145,212 @@ async fn python_example_flows_insurance_claim_and_bank_ekyc() {
             .subjects,
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_enrol_verify_compare_and_identify() {
+    let dir = temp_dir("finger");
+    let mut server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+    const RIGHT_INDEX: u32 = 2;
+    // One subject with a face and a fingerprint, others with fingerprints only (FVC2002 DB1_B).
+    let r = c.req(enroll_req(
+        "PENSION-101",
+        vec![image(&lfw("Aaron_Peirsol", 1)), finger(101, 1, RIGHT_INDEX)],
+    ));
+    let enrolled = c.inner.enroll(r).await.unwrap().into_inner();
+    let kinds: Vec<i32> = enrolled.templates.iter().map(|t| t.modality).collect();
+    assert_eq!(
+        kinds,
+        [proto::Modality::Face as i32, proto::Modality::Finger as i32]
+    );
+    let finger_info = &enrolled.templates[1];
+    assert_eq!(finger_info.model_id, "finger-classical");
+    let q = finger_info.quality.unwrap();
+    assert!(q.minutiae >= 12 && q.finger_quality > 0.0, "{q:?}");
+    for f in 102..=105 {
+        let r = c.req(enroll_req(
+            &format!("PENSION-{f}"),
+            vec![finger(f, 1, RIGHT_INDEX)],
+        ));
+        c.inner.enroll(r).await.unwrap();
+    }
+    let stats = c
+        .inner
+        .gallery_stats(c.req(proto::GalleryStatsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.subjects, stats.finger_templates), (5, 5));
+
+    // 1:1 with another impression of the same finger: a match at the configured finger FMR (1e-3).
+    let r = c.req(verify_req("PENSION-101", finger(101, 2, RIGHT_INDEX)));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(d.r#match, "{d:?}");
+    assert_eq!(
+        (d.model_id.as_str(), d.target_fmr),
+        ("finger-classical", 1e-3)
+    );
+    assert!(d.calibration.contains("FVC"), "{}", d.calibration);
+    // Another person's finger: no match.
+    let r = c.req(verify_req("PENSION-101", finger(106, 2, RIGHT_INDEX)));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(!d.r#match && d.score < d.threshold, "{d:?}");
+    // The right finger presented as another finger position: not compared, so no template.
+    let r = c.req(verify_req("PENSION-101", finger(101, 2, 7)));
+    assert_status(
+        c.inner.verify(r).await,
+        Code::FailedPrecondition,
+        "TEMPLATE_MODEL_MISMATCH",
+    );
+    // The face still verifies the same subject.
+    let r = c.req(verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3))));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(d.r#match && d.model_id == "mobilefacenet-128", "{d:?}");
+
+    // 1:N: a fresh impression of finger 103 finds its subject first; an unknown finger finds no one.
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(finger(103, 4, RIGHT_INDEX)),
+        top_k: 3,
+        ..Default::default()
+    });
+    let found = c.inner.identify(r).await.unwrap().into_inner();
+    assert_eq!(found.model_id, "finger-classical");
+    assert_eq!(found.gallery_size, 5);
+    assert_eq!(found.candidates[0].subject_id, "PENSION-103", "{found:?}");
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(finger(108, 3, RIGHT_INDEX)),
+        ..Default::default()
+    });
+    let found = c.inner.identify(r).await.unwrap().into_inner();
+    assert!(found.candidates.is_empty(), "{found:?}");
+
+    // Compare without a gallery, and a finger template returned by Compare used as a probe.
+    let r = c.req(proto::CompareRequest {
+        a: Some(finger(104, 2, 0)),
+        b: Some(finger(104, 5, 0)),
+        ..Default::default()
+    });
+    let cmp = c.inner.compare(r).await.unwrap().into_inner();
+    assert!(cmp.decision.unwrap().r#match);
+    let r = c.req(verify_req("PENSION-104", template(cmp.template_a.clone())));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(d.r#match, "{d:?}");
+
+    // A second enrolment of finger 102 under another id is refused as a duplicate identity.
+    let r = c.req(enroll_req("PENSION-999", vec![finger(102, 6, RIGHT_INDEX)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::AlreadyExists,
+        "DUPLICATE_IDENTITY",
+    );
+
+    // Bad fingerprint input: typed statuses, gallery unchanged.
+    let r = c.req(proto::CompareRequest {
+        a: Some(image(&lfw("Aaron_Peirsol", 1))),
+        b: Some(finger(101, 1, 0)),
+        ..Default::default()
+    });
+    assert_status(
+        c.inner.compare(r).await,
+        Code::InvalidArgument,
+        "MODALITY_UNSUPPORTED",
+    );
+    let r = c.req(proto::VerifyRequest {
+        check_liveness: true,
+        ..verify_req("PENSION-101", finger(101, 2, RIGHT_INDEX))
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::InvalidArgument,
+        "MODALITY_UNSUPPORTED",
+    );
+    let blank = encode(
+        &DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 300, image::Rgb([200, 200, 200]))),
+        ImageFormat::Png,
+    );
+    let r = c.req(enroll_req("PENSION-200", vec![finger_bytes(blank, 2)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "LOW_QUALITY",
+    );
+    let r = c.req(enroll_req("PENSION-200", vec![finger(107, 1, 11)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    let r = c.req(enroll_req("PENSION-200", vec![finger_bytes(Vec::new(), 2)]));
+    assert_status(
+        c.inner.enroll(r).await,
+        Code::InvalidArgument,
+        "IMAGE_EMPTY",
+    );
+
+    // Deleting a subject removes its finger from 1:N at once.
+    let r = c.req(proto::DeleteSubjectRequest {
+        subject_id: "PENSION-103".into(),
+        ..Default::default()
+    });
+    c.inner.delete_subject(r).await.unwrap();
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(finger(103, 4, RIGHT_INDEX)),
+        ..Default::default()
+    });
+    let found = c.inner.identify(r).await.unwrap().into_inner();
+    assert!(found
+        .candidates
+        .iter()
+        .all(|c| c.subject_id != "PENSION-103"));
+    assert_eq!(found.gallery_size, 4);
+
+    // The fingers come back after a restart (loaded from the gallery file).
+    assert!(server.terminate().success());
+    drop(server);
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+    let r = c.req(proto::IdentifyRequest {
+        probe: Some(finger(105, 3, RIGHT_INDEX)),
+        ..Default::default()
+    });
+    let found = c.inner.identify(r).await.unwrap().into_inner();
+    assert_eq!(found.gallery_size, 4);
+    assert_eq!(found.candidates[0].subject_id, "PENSION-105", "{found:?}");
+    // Another tenant sees none of them.
+    let mut other = server.client(INSURANCE).await;
+    let r = other.req(proto::IdentifyRequest {
+        probe: Some(finger(105, 3, RIGHT_INDEX)),
+        ..Default::default()
+    });
+    let found = other.inner.identify(r).await.unwrap().into_inner();
+    assert!(found.candidates.is_empty() && found.gallery_size == 0);
 }

@@ -8,6 +8,7 @@
 //! - [`runtime`]: the ONNX Runtime environment, the model manifest and checksum-verified sessions.
 //! - [`face`]: detection (YuNet), 5-point alignment, embedding, passive liveness and quality.
 //! - [`template`]: the versioned, checksummed binary template and template comparison.
+//! - [`finger`]: fingerprint extraction into templates and 1:1 minutiae comparison.
 //! - [`gallery`]: the crash-safe gallery store and the in-memory 1:N index, kept in step.
 //! - [`decision`]: calibrated thresholds: a score becomes a decision at a stated false-match rate.
 //! - [`protocols`]: evaluation protocols (LFW) over datasets on disk.
@@ -29,6 +30,7 @@
 pub mod decision;
 pub mod error;
 pub mod face;
+pub mod finger;
 pub mod gallery;
 pub mod image;
 pub mod paths;

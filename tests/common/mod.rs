@@ -25,6 +25,13 @@ pub fn lfw(name: &str, index: u32) -> PathBuf {
     datasets().join(format!("lfw/images/{name}/{name}_{index:04}.jpg"))
 }
 
+/// An FVC image path, e.g. `fvc("fvc2002/DB1_B", 101, 1)`; panics naming it when it is absent.
+pub fn fvc(db: &str, finger: u32, impression: u32) -> PathBuf {
+    let p = datasets().join(format!("fingerprints/{db}/{finger}_{impression}.tif"));
+    assert!(p.is_file(), "test data missing: {}", p.display());
+    p
+}
+
 /// Raw bytes of a file, panicking with its path.
 pub fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))

@@ -14,6 +14,22 @@ use super::{default_dataset, GlobalArgs};
 pub enum CalibrateCommand {
     /// Calibrate the face embedder on every cross-identity pair of the LFW images.
     Face(CalibrateFaceArgs),
+    /// Calibrate the fingerprint pipeline (extractor + MCC matcher) on the FVC databases: every
+    /// impression against every impression of the other fingers of its database.
+    Finger(CalibrateFingerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateFingerArgs {
+    /// Folder (searched recursively) of FVC-style images (default: $SINHTRAC_SHARED/datasets/fingerprints).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output file (default: models/calibration/<finger model id>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Target false-match rates to calibrate (points the impostor count cannot support are refused).
+    #[arg(long, value_delimiter = ',', default_values_t = [1e-2, 1e-3])]
+    pub targets: Vec<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +49,7 @@ pub struct CalibrateFaceArgs {
 
 pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        CalibrateCommand::Finger(args) => calibrate_finger(args),
         CalibrateCommand::Face(args) => {
             let data = args.data.unwrap_or_else(|| default_dataset("lfw"));
             let protocol = LfwProtocol::load(&data)?;
@@ -63,19 +80,59 @@ pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCod
                 std::fs::create_dir_all(dir)?;
             }
             cal.save(&out)?;
-            println!(
-                "calibration of {} on {} impostor comparisons -> {}",
-                cal.model_id,
-                cal.n_impostor,
-                out.display()
-            );
-            for p in &cal.points {
-                println!(
-                    "  FMR {:>8.0e}: threshold {:.4} (observed {:.2e}, {} false matches, 95% CI {:.1e}..{:.1e})",
-                    p.target_fmr, p.threshold, p.observed_fmr, p.false_matches, p.fmr_ci_lower, p.fmr_ci_upper
-                );
-            }
+            print_points(&cal, &out);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn calibrate_finger(args: CalibrateFingerArgs) -> anyhow::Result<ExitCode> {
+    let data = args.data.unwrap_or_else(|| default_dataset("fingerprints"));
+    let engine = sinhtrac_engine::finger::FingerEngine::classical();
+    let space = engine.space().clone();
+    eprintln!("calibrate finger: {} ({})", data.display(), space.model_id);
+    let report =
+        sinhtrac_finger::fvc::evaluate_tree(&data, &sinhtrac_finger::ClassicalExtractor, 500)?;
+    let impostors: Vec<f64> = report
+        .databases
+        .iter()
+        .flat_map(|d| d.impostor_scores.iter().map(|&s| f64::from(s)))
+        .collect();
+    let names: Vec<&str> = report.databases.iter().map(|d| d.name.as_str()).collect();
+    let cal = Calibration::from_impostors(
+        &space.model_id,
+        &space.sha256_hex(),
+        sinhtrac_eval::Modality::Fingerprint,
+        &impostors,
+        &args.targets,
+    )?
+    .with_protocol(&format!(
+        "FVC extended impostors (every impression vs every impression of the other fingers of its \
+         database) of {}; classical extractor + MCC",
+        names.join(", ")
+    ));
+    let out = args.out.unwrap_or_else(|| {
+        sinhtrac_engine::paths::calibration_dir().join(format!("{}.json", space.model_id))
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    cal.save(&out)?;
+    print_points(&cal, &out);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_points(cal: &Calibration, out: &std::path::Path) {
+    println!(
+        "calibration of {} on {} impostor comparisons -> {}",
+        cal.model_id,
+        cal.n_impostor,
+        out.display()
+    );
+    for p in &cal.points {
+        println!(
+            "  FMR {:>8.0e}: threshold {:.4} (observed {:.2e}, {} false matches, 95% CI {:.1e}..{:.1e})",
+            p.target_fmr, p.threshold, p.observed_fmr, p.false_matches, p.fmr_ci_lower, p.fmr_ci_upper
+        );
     }
 }

@@ -61,14 +61,29 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Client> {
         .max_encoding_message_size(64 << 20))
 }
 
-/// A face image or a template file (`.stpl`) as a request biometric.
-pub fn biometric(path: &Path) -> anyhow::Result<proto::Biometric> {
+/// A request biometric from a command-line argument: a face image, a template file (`STPL` bytes),
+/// or a fingerprint image written `finger:POSITION:PATH` (ISO/IEC 19794-2 position 0-10, 500 dpi),
+/// e.g. `finger:2:101_1.tif` for a right index finger.
+pub fn biometric(arg: &Path) -> anyhow::Result<proto::Biometric> {
+    let text = arg.to_string_lossy();
+    let finger = text.strip_prefix("finger:").map(|rest| {
+        let (position, path) = rest.split_once(':').unwrap_or(("0", rest));
+        (position.parse::<u32>(), PathBuf::from(path))
+    });
+    let path = match &finger {
+        Some((_, p)) => p.as_path(),
+        None => arg,
+    };
     let data =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let source = if data.starts_with(b"STPL") {
-        Source::Template(data)
-    } else {
-        Source::FaceImage(proto::Image { data })
+    let source = match finger {
+        Some((position, _)) => Source::FingerImage(proto::FingerImage {
+            data,
+            position: position.map_err(|e| anyhow::anyhow!("finger position in {text}: {e}"))?,
+            dpi: 500,
+        }),
+        None if data.starts_with(b"STPL") => Source::Template(data),
+        None => Source::FaceImage(proto::Image { data }),
     };
     Ok(proto::Biometric {
         source: Some(source),
@@ -77,7 +92,7 @@ pub fn biometric(path: &Path) -> anyhow::Result<proto::Biometric> {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Enrol a subject from face images or templates.
+    /// Enrol a subject from face images, templates or fingerprints (`finger:POSITION:PATH`).
     Enroll {
         subject_id: String,
         #[arg(required = true)]

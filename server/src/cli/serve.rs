@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// Target false-match rate of decisions.
     #[arg(long, env = "SINHTRAC_TARGET_FMR")]
     pub target_fmr: Option<f64>,
+    /// Target false-match rate of fingerprint decisions.
+    #[arg(long, env = "SINHTRAC_FINGER_TARGET_FMR")]
+    pub finger_target_fmr: Option<f64>,
     /// Default duplicate policy on enrolment: reject, flag, allow.
     #[arg(long)]
     pub duplicate_policy: Option<String>,
@@ -118,6 +121,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.target_fmr {
         c.target_fmr = v;
+    }
+    if let Some(v) = args.finger_target_fmr {
+        c.finger_target_fmr = v;
     }
     if let Some(v) = &args.duplicate_policy {
         c.duplicate_policy = match v.as_str() {

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub api_keys: Vec<ApiKeyEntry>,
     /// False-match rate decisions are made at unless a request names another calibrated point.
     pub target_fmr: f64,
+    /// The same for fingerprint decisions (the FVC calibration supports 1e-2 and 1e-3).
+    pub finger_target_fmr: f64,
     /// Enrolment duplicate check when the request leaves it unspecified.
     pub duplicate_policy: DuplicatePolicy,
     /// CPU-heavy requests (image decoding, inference, scans) running at once; 0 = CPU count.
@@ -101,6 +103,7 @@ impl Default for ServerConfig {
             audit_log: PathBuf::from("var/audit.jsonl"),
             api_keys: Vec::new(),
             target_fmr: 1e-4,
+            finger_target_fmr: 1e-3,
             duplicate_policy: DuplicatePolicy::Reject,
             workers: 0,
             queue_depth: 64,
@@ -137,6 +140,10 @@ impl ServerConfig {
         anyhow::ensure!(
             self.target_fmr > 0.0 && self.target_fmr < 1.0,
             "target_fmr must be in (0, 1)"
+        );
+        anyhow::ensure!(
+            self.finger_target_fmr > 0.0 && self.finger_target_fmr < 1.0,
+            "finger_target_fmr must be in (0, 1)"
         );
         anyhow::ensure!(
             self.max_message_bytes >= 1024,

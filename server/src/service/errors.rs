@@ -100,3 +100,8 @@ pub fn template(e: sinhtrac_engine::template::TemplateError) -> Status {
 pub fn model(e: sinhtrac_engine::runtime::ModelError) -> Status {
     from_reason(e.reason(), e.to_string(), false)
 }
+
+/// A fingerprint extraction error (image, quality, template): always the caller's input.
+pub fn fingerprint(e: sinhtrac_engine::finger::FingerprintError) -> Status {
+    from_reason(e.reason(), e.to_string(), true)
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sinhtrac_engine::face::FaceEngine;
+use sinhtrac_engine::finger::FingerEngine;
 use sinhtrac_engine::gallery::{Gallery, SearchMode};
+use sinhtrac_finger::{FingerPosition, Matcher};
 use sinhtrac_store::{NewSubject, NewTemplate};
 use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -19,7 +21,7 @@ use super::errors::{self, status, Reason};
 use super::jobs::Jobs;
 use super::limits::{Cancel, Limits};
 use super::metrics::{code_name, Metrics};
-use super::probe::{self, Probe, ProbeOptions};
+use super::probe::{self, Captured, Probe, ProbeOptions};
 use crate::proto;
 use crate::proto::biometrics_server::Biometrics;
 
@@ -30,8 +32,10 @@ const MAX_CLIENT_REFERENCE: usize = 128;
 
 /// What every handler shares.
 pub struct Shared {
-    /// The face pipeline.
+    /// The face pipeline (and every model's calibration).
     pub engine: Arc<FaceEngine>,
+    /// The fingerprint pipeline.
+    pub fingers: Arc<FingerEngine>,
     /// Store + index.
     pub gallery: Arc<Gallery>,
     /// Audit log.
@@ -109,43 +113,81 @@ fn reference(r: &str) -> Result<String, Status> {
     Ok(r.chars().filter(|c| !c.is_control()).collect())
 }
 
-/// The engine's decision on `score` at the requested FMR (0 = the configured one). A requested FMR the
-/// calibration does not hold is the caller's error; a missing calibration for the configured one is the
-/// server's.
+/// Which calibrated pipeline a score comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scorer {
+    /// Face embeddings (cosine).
+    Face,
+    /// Fingerprint minutiae (MCC).
+    Finger,
+}
+
+impl Scorer {
+    fn of(p: &Probe) -> Self {
+        match p.captured {
+            Captured::Face(_) => Scorer::Face,
+            Captured::Finger { .. } => Scorer::Finger,
+        }
+    }
+}
+
+/// The decision on `score` at the requested FMR (0 = the configured one for that modality), from that
+/// pipeline's calibration. A requested FMR the calibration does not hold is the caller's error; a
+/// missing calibration for the configured one is the server's.
 fn decide_at(
-    engine: &FaceEngine,
+    s: &Shared,
+    scorer: Scorer,
     score: f32,
     requested: f64,
-    default: f64,
 ) -> Result<sinhtrac_engine::decision::Decision, Status> {
     if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
         return Err(errors::invalid(
             "target_fmr must be in (0, 1), or 0 for the default",
         ));
     }
-    let fmr = if requested == 0.0 { default } else { requested };
-    match engine.decide(score, Some(fmr)) {
+    let cal = &s.engine.calibrations;
+    let decided = match scorer {
+        Scorer::Face => {
+            let fmr = if requested == 0.0 {
+                s.config.target_fmr
+            } else {
+                requested
+            };
+            let e = &s.engine.embedder;
+            cal.decide(e.model_id(), e.model_sha256_hex(), score, fmr)
+        }
+        Scorer::Finger => {
+            let fmr = if requested == 0.0 {
+                s.config.finger_target_fmr
+            } else {
+                requested
+            };
+            let space = s.fingers.space();
+            cal.decide(&space.model_id, &space.sha256_hex(), score, fmr)
+        }
+    };
+    match decided {
         Ok(d) => Ok(d),
         Err(e) if requested != 0.0 && e.reason() == "MODEL_UNCALIBRATED" => {
             Err(errors::invalid(format!("target_fmr {requested}: {e}")))
         }
-        Err(e) => Err(errors::engine(e)),
+        Err(e) => Err(errors::model(e)),
     }
 }
 
 /// Decision threshold and FMR for searches (Identify, duplicate checks, sweeps).
-fn threshold_at(engine: &FaceEngine, requested: f64, default: f64) -> Result<(f32, f64), Status> {
-    decide_at(engine, 0.0, requested, default).map(|d| (d.threshold, d.target_fmr))
+fn threshold_at(s: &Shared, scorer: Scorer, requested: f64) -> Result<(f32, f64), Status> {
+    decide_at(s, scorer, 0.0, requested).map(|d| (d.threshold, d.target_fmr))
 }
 
 /// A 1:1 decision for the API.
 fn decision(
-    engine: &FaceEngine,
+    s: &Shared,
+    scorer: Scorer,
     score: f32,
     requested: f64,
-    default: f64,
 ) -> Result<proto::Decision, Status> {
-    let d = decide_at(engine, score, requested, default)?;
+    let d = decide_at(s, scorer, score, requested)?;
     Ok(proto::Decision {
         score,
         threshold: d.threshold,
@@ -154,6 +196,22 @@ fn decision(
         model_id: d.model_id,
         calibration: d.calibration,
     })
+}
+
+/// Best MCC score of a probe finger against enrolled fingers; gallery fingers at another known
+/// position than the probe's are not compared.
+fn best_finger_score(
+    probe: &Matcher,
+    position: FingerPosition,
+    enrolled: &[(FingerPosition, sinhtrac_finger::FingerTemplate)],
+) -> Option<f32> {
+    enrolled
+        .iter()
+        .filter(|(p, _)| {
+            position == FingerPosition::UNKNOWN || *p == FingerPosition::UNKNOWN || *p == position
+        })
+        .map(|(_, t)| probe.score_template(t))
+        .reduce(f32::max)
 }
 
 /// The audited fields of a 1:1 decision.
@@ -290,7 +348,7 @@ fn enroll_one(
     })?;
     if req.biometrics.is_empty() {
         return Err(errors::invalid(
-            "at least one face image or template is required",
+            "at least one face image, fingerprint image or template is required",
         ));
     }
     if req.biometrics.len() > 16 {
@@ -303,14 +361,7 @@ fn enroll_one(
     let mut probes: Vec<Probe> = Vec::with_capacity(req.biometrics.len());
     for b in &req.biometrics {
         cancel.check()?;
-        probes.push(probe::extract(
-            &s.engine,
-            s.gallery.space(),
-            Some(b),
-            opts,
-            cancel,
-            &s.metrics,
-        )?);
+        probes.push(probe::extract(s, Some(b), opts, cancel)?);
     }
     let policy = match req.duplicate_policy() {
         proto::DuplicatePolicy::Unspecified => s.config.duplicate_policy,
@@ -321,13 +372,22 @@ fn enroll_one(
     let mut duplicates = Vec::new();
     if policy != DuplicatePolicy::Allow {
         cancel.check()?;
-        let (threshold, _) = threshold_at(&s.engine, 0.0, s.config.target_fmr)?;
         let t0 = Instant::now();
         for p in &probes {
-            let found = s
-                .gallery
-                .identify(tenant, &p.vector, 5, threshold, SearchMode::Exact)
-                .map_err(errors::gallery)?;
+            let (threshold, _) = threshold_at(s, Scorer::of(p), 0.0)?;
+            let found = match &p.captured {
+                Captured::Face(v) => s
+                    .gallery
+                    .identify(tenant, v, 5, threshold, SearchMode::Exact),
+                Captured::Finger { minutiae, position } => s.gallery.identify_finger(
+                    tenant,
+                    &Matcher::new(minutiae),
+                    *position,
+                    5,
+                    threshold,
+                ),
+            }
+            .map_err(errors::gallery)?;
             for c in found {
                 // Re-enrolling (replace) the same subject is not a duplicate of itself.
                 if c.subject_id != req.subject_id
@@ -353,20 +413,35 @@ fn enroll_one(
                 Code::AlreadyExists,
                 Reason::DuplicateIdentity,
                 format!(
-                    "the face matches {} enrolled subject(s) at the configured false-match rate",
+                    "the biometric matches {} enrolled subject(s) at the configured false-match rate",
                     duplicates.len()
                 ),
             ));
         }
     }
     cancel.check()?;
-    let model_id = s.gallery.space().model_id.clone();
+    let face_model = &s.gallery.space().model_id;
+    let finger_model = &s.fingers.space().model_id;
+    let model_of = |p: &Probe| match p.captured {
+        Captured::Face(_) => face_model.clone(),
+        Captured::Finger { .. } => finger_model.clone(),
+    };
     let subject = NewSubject {
         subject_id: req.subject_id.clone(),
         metadata: req.metadata.clone().into_iter().collect(),
         templates: probes
             .iter()
-            .map(|p| NewTemplate::face(model_id.clone(), p.template.clone(), p.quality_score))
+            .map(|p| match &p.captured {
+                Captured::Face(_) => {
+                    NewTemplate::face(model_of(p), p.template.clone(), p.quality_score)
+                }
+                Captured::Finger { position, .. } => NewTemplate::finger(
+                    position.code(),
+                    model_of(p),
+                    p.template.clone(),
+                    p.quality_score,
+                ),
+            })
             .collect(),
     };
     let t0 = Instant::now();
@@ -383,8 +458,8 @@ fn enroll_one(
         templates: probes
             .into_iter()
             .map(|p| proto::TemplateInfo {
-                modality: proto::Modality::Face as i32,
-                model_id: model_id.clone(),
+                modality: p.modality() as i32,
+                model_id: model_of(&p),
                 quality: Some(p.quality),
                 template: p.template,
             })
@@ -505,34 +580,41 @@ impl Biometrics for BiometricsService {
             call.audit.client_reference = reference(&r.client_reference)?;
             let tenant = call.principal.tenant.clone();
             self.work(&call, move |s, c| {
-                let enrolled = s
-                    .gallery
-                    .subject_vectors(&tenant, &r.subject_id)
+                // Unknown subject first: cheaper than extraction, and the caller's likelier mistake.
+                s.gallery
+                    .get(&tenant, &r.subject_id)
                     .map_err(errors::gallery)?;
-                if enrolled.is_empty() {
-                    return Err(status(
-                        Code::FailedPrecondition,
-                        Reason::TemplateModelMismatch,
-                        "the subject has no face template of the served model",
-                    ));
-                }
                 let opts = ProbeOptions {
                     enrolment: false,
                     liveness: r.check_liveness,
                 };
-                let p = probe::extract(
-                    &s.engine,
-                    s.gallery.space(),
-                    r.probe.as_ref(),
-                    opts,
-                    c,
-                    &s.metrics,
-                )?;
-                let score = enrolled
-                    .iter()
-                    .map(|v| dot(v, &p.vector))
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let d = decision(&s.engine, score, r.target_fmr, s.config.target_fmr)?;
+                let p = probe::extract(s, r.probe.as_ref(), opts, c)?;
+                let no_template = |what: &str| {
+                    status(
+                        Code::FailedPrecondition,
+                        Reason::TemplateModelMismatch,
+                        format!("the subject has no {what} template of the served model"),
+                    )
+                };
+                let score = match &p.captured {
+                    Captured::Face(v) => s
+                        .gallery
+                        .subject_vectors(&tenant, &r.subject_id)
+                        .map_err(errors::gallery)?
+                        .iter()
+                        .map(|e| dot(e, v))
+                        .reduce(f32::max)
+                        .ok_or_else(|| no_template("face"))?,
+                    Captured::Finger { minutiae, position } => {
+                        let enrolled = s
+                            .gallery
+                            .subject_fingers(&tenant, &r.subject_id)
+                            .map_err(errors::gallery)?;
+                        best_finger_score(&Matcher::new(minutiae), *position, &enrolled)
+                            .ok_or_else(|| no_template("fingerprint (at this position)"))?
+                    }
+                };
+                let d = decision(s, Scorer::of(&p), score, r.target_fmr)?;
                 Ok(proto::VerifyResponse {
                     decision: Some(d),
                     probe_quality: Some(p.quality),
@@ -562,33 +644,32 @@ impl Biometrics for BiometricsService {
         let result = async {
             call.audit.client_reference = reference(&r.client_reference)?;
             self.work(&call, move |s, c| {
-                let space = s.gallery.space();
                 let a = probe::extract(
-                    &s.engine,
-                    space,
+                    s,
                     r.a.as_ref(),
                     ProbeOptions {
                         enrolment: false,
                         liveness: r.check_liveness_a,
                     },
                     c,
-                    &s.metrics,
                 )?;
                 c.check()?;
-                let b = probe::extract(
-                    &s.engine,
-                    space,
-                    r.b.as_ref(),
-                    ProbeOptions::default(),
-                    c,
-                    &s.metrics,
-                )?;
-                let d = decision(
-                    &s.engine,
-                    dot(&a.vector, &b.vector),
-                    r.target_fmr,
-                    s.config.target_fmr,
-                )?;
+                let b = probe::extract(s, r.b.as_ref(), ProbeOptions::default(), c)?;
+                let score = match (&a.captured, &b.captured) {
+                    (Captured::Face(va), Captured::Face(vb)) => dot(va, vb),
+                    (
+                        Captured::Finger { minutiae: ma, .. },
+                        Captured::Finger { minutiae: mb, .. },
+                    ) => s.fingers.compare(ma, mb),
+                    _ => {
+                        return Err(status(
+                            Code::InvalidArgument,
+                            Reason::ModalityUnsupported,
+                            "a and b are of different modalities (face vs fingerprint)",
+                        ))
+                    }
+                };
+                let d = decision(s, Scorer::of(&a), score, r.target_fmr)?;
                 Ok(proto::CompareResponse {
                     decision: Some(d),
                     quality_a: Some(a.quality),
@@ -638,44 +719,75 @@ impl Biometrics for BiometricsService {
                     }
                 }
             };
-            // Probe extraction on a worker; the scan in the batcher, shared with concurrent calls.
-            let (p, threshold, fmr) = self
+            // Probe extraction on a worker. Face scans run in the batcher, shared with concurrent
+            // calls; a fingerprint search (pre-selection + MCC re-scoring) runs on the worker.
+            let finger_tenant = tenant.clone();
+            let (p, threshold, fmr, finger_found) = self
                 .work(&call, move |s, c| {
-                    let (threshold, fmr) =
-                        threshold_at(&s.engine, r.target_fmr, s.config.target_fmr)?;
-                    let p = probe::extract(
-                        &s.engine,
-                        s.gallery.space(),
-                        r.probe.as_ref(),
-                        ProbeOptions::default(),
-                        c,
-                        &s.metrics,
-                    )?;
-                    Ok((p, threshold, fmr))
+                    let p = probe::extract(s, r.probe.as_ref(), ProbeOptions::default(), c)?;
+                    let (threshold, fmr) = threshold_at(s, Scorer::of(&p), r.target_fmr)?;
+                    let found = match &p.captured {
+                        Captured::Face(_) => None,
+                        Captured::Finger { minutiae, position } => {
+                            c.check()?;
+                            let t0 = Instant::now();
+                            let found = s
+                                .gallery
+                                .identify_finger(
+                                    &finger_tenant,
+                                    &Matcher::new(minutiae),
+                                    *position,
+                                    k as usize,
+                                    threshold,
+                                )
+                                .map_err(errors::gallery)?;
+                            s.metrics.stage("finger_search", t0.elapsed().as_secs_f64());
+                            Some(found)
+                        }
+                    };
+                    Ok((p, threshold, fmr, found))
                 })
                 .await?;
-            let t0 = Instant::now();
-            let cancel = Cancel::new(call.deadline);
-            let search = self.s.search.identify(
-                &tenant,
-                p.vector,
-                k as usize,
-                threshold,
-                mode,
-                cancel.clone(),
-            );
-            let found = match tokio::time::timeout_at(call.deadline.into(), search).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    cancel.cancel();
-                    return Err(status(
-                        Code::DeadlineExceeded,
-                        Reason::Deadline,
-                        "deadline exceeded while waiting for the gallery scan",
-                    ));
+            let scorer = Scorer::of(&p);
+            let found = match (finger_found, &p.captured) {
+                (Some(found), _) => found,
+                (None, Captured::Face(vector)) => {
+                    let t0 = Instant::now();
+                    let cancel = Cancel::new(call.deadline);
+                    let search = self.s.search.identify(
+                        &tenant,
+                        vector.clone(),
+                        k as usize,
+                        threshold,
+                        mode,
+                        cancel.clone(),
+                    );
+                    let found = match tokio::time::timeout_at(call.deadline.into(), search).await {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            cancel.cancel();
+                            return Err(status(
+                                Code::DeadlineExceeded,
+                                Reason::Deadline,
+                                "deadline exceeded while waiting for the gallery scan",
+                            ));
+                        }
+                    };
+                    self.s.metrics.stage("search", t0.elapsed().as_secs_f64());
+                    found
                 }
+                (None, Captured::Finger { .. }) => Vec::new(),
             };
-            self.s.metrics.stage("search", t0.elapsed().as_secs_f64());
+            let (model_id, gallery_size) = match scorer {
+                Scorer::Face => (
+                    self.s.gallery.space().model_id.clone(),
+                    self.s.gallery.indexed_for(&tenant),
+                ),
+                Scorer::Finger => (
+                    self.s.fingers.space().model_id.clone(),
+                    self.s.gallery.indexed_fingers_for(&tenant),
+                ),
+            };
             Ok(proto::IdentifyResponse {
                 candidates: found
                     .into_iter()
@@ -688,8 +800,8 @@ impl Biometrics for BiometricsService {
                     .collect(),
                 threshold,
                 target_fmr: fmr,
-                model_id: self.s.gallery.space().model_id.clone(),
-                gallery_size: self.s.gallery.indexed_for(&tenant) as u64,
+                model_id,
+                gallery_size: gallery_size as u64,
                 probe_quality: Some(p.quality),
                 request_id: String::new(),
             })
@@ -725,15 +837,13 @@ impl Biometrics for BiometricsService {
                     source: Some(proto::biometric::Source::FaceImage(image)),
                 };
                 let p = probe::extract(
-                    &s.engine,
-                    s.gallery.space(),
+                    s,
                     Some(&bio),
                     ProbeOptions {
                         enrolment: false,
                         liveness: true,
                     },
                     c,
-                    &s.metrics,
                 )?;
                 Ok(proto::CheckLivenessResponse {
                     liveness: p.liveness,
@@ -902,8 +1012,7 @@ impl Biometrics for BiometricsService {
         let mut call = self.begin("StartDuplicateSweep", &req)?;
         let r = req.into_inner();
         let result = async {
-            let (threshold, fmr) =
-                threshold_at(&self.s.engine, r.target_fmr, self.s.config.target_fmr)?;
+            let (threshold, fmr) = threshold_at(&self.s, Scorer::Face, r.target_fmr)?;
             call.audit.threshold = Some(threshold);
             call.audit.target_fmr = Some(fmr);
             let max_pairs = if r.max_pairs == 0 {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sinhtrac_engine::face::{FaceConfig, FaceEngine};
+use sinhtrac_engine::finger::FingerEngine;
 use sinhtrac_engine::gallery::{EmbeddingSpace, Gallery, GalleryOptions};
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -65,6 +66,17 @@ pub async fn serve(
     engine
         .decide(0.0, Some(config.target_fmr))
         .context("the embedder has no calibration for the configured target_fmr")?;
+    let fingers = FingerEngine::classical();
+    let finger_space = fingers.space().clone();
+    engine
+        .calibrations
+        .decide(
+            &finger_space.model_id,
+            &finger_space.sha256_hex(),
+            0.0,
+            config.finger_target_fmr,
+        )
+        .context("the fingerprint pipeline has no calibration for finger_target_fmr")?;
     if let Some(dir) = config
         .gallery
         .parent()
@@ -76,6 +88,7 @@ pub async fn serve(
     let gallery_path = config.gallery.clone();
     let options = GalleryOptions {
         approximate_tier: config.approximate_tier,
+        fingers: Some(finger_space),
         ..GalleryOptions::default()
     };
     let gallery = tokio::task::spawn_blocking(move || Gallery::open(&gallery_path, space, options))
@@ -84,6 +97,7 @@ pub async fn serve(
     let load = gallery.load_report();
     tracing::info!(
         templates = load.templates,
+        finger_templates = load.finger_templates,
         seconds = load.seconds,
         "gallery indexed"
     );
@@ -103,6 +117,7 @@ pub async fn serve(
         batcher::SearchBatcher::start(gallery.clone(), 4 * batcher::MAX_BATCH)?;
     let shared = Arc::new(Shared {
         engine: Arc::new(engine),
+        fingers: Arc::new(fingers),
         gallery,
         search,
         audit,

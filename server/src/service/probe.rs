@@ -1,22 +1,36 @@
-//! Turning a request's `Biometric` (image or template) into a vector of the gallery's embedding space,
-//! with quality and, when asked, liveness. Runs on a worker thread; checks the deadline between stages.
+//! Turning a request's `Biometric` (face image, fingerprint image or template) into a probe of the
+//! gallery's face embedding space or finger space, with quality and, when asked, face liveness. Runs on
+//! a worker thread; checks the deadline between stages.
 
 use std::time::Instant;
 
-use sinhtrac_engine::face::{FaceEngine, FaceQuality};
-use sinhtrac_engine::gallery::EmbeddingSpace;
-use sinhtrac_engine::template::QualitySummary;
+use sinhtrac_engine::face::FaceQuality;
+use sinhtrac_engine::template::{Modality, QualitySummary, Template};
+use sinhtrac_finger::{FingerPosition, FingerTemplate};
 use tonic::{Code, Status};
 
 use super::errors::{self, status, Reason};
+use super::handlers::Shared;
 use super::limits::Cancel;
-use super::metrics::Metrics;
 use crate::proto;
+
+/// What a probe carries, by modality.
+pub enum Captured {
+    /// L2-normalised face embedding.
+    Face(Vec<f32>),
+    /// Fingerprint minutiae and the finger position the caller named (unknown for templates).
+    Finger {
+        /// Minutiae at 500 dpi.
+        minutiae: FingerTemplate,
+        /// ISO/IEC 19794-2 position.
+        position: FingerPosition,
+    },
+}
 
 /// A probe ready to compare.
 pub struct Probe {
-    /// L2-normalised embedding.
-    pub vector: Vec<f32>,
+    /// The face vector or finger minutiae.
+    pub captured: Captured,
     /// Encoded template (returned to callers for caching, stored on enrolment).
     pub template: Vec<u8>,
     /// Quality of the face (image probes), or the template's quality summary.
@@ -25,6 +39,25 @@ pub struct Probe {
     pub quality_score: f32,
     /// Liveness when asked (image probes only).
     pub liveness: Option<proto::Liveness>,
+}
+
+impl Probe {
+    /// The modality, as the API names it.
+    pub fn modality(&self) -> proto::Modality {
+        match self.captured {
+            Captured::Face(_) => proto::Modality::Face,
+            Captured::Finger { .. } => proto::Modality::Finger,
+        }
+    }
+
+    /// The face vector, or INVALID_ARGUMENT/INVALID_REQUEST when the probe is a fingerprint where a
+    /// face is needed.
+    pub fn face(&self, what: &str) -> Result<&[f32], Status> {
+        match &self.captured {
+            Captured::Face(v) => Ok(v),
+            Captured::Finger { .. } => Err(errors::invalid(format!("{what} needs a face"))),
+        }
+    }
 }
 
 /// Options for one extraction.
@@ -53,23 +86,31 @@ pub fn quality_of_summary(q: &QualitySummary) -> proto::Quality {
         yaw_deg: q.yaw_deg,
         pitch_deg: q.pitch_deg,
         roll_deg: q.roll_deg,
-        faces_in_image: 0,
+        ..proto::Quality::default()
+    }
+}
+
+/// The quality reported for a fingerprint: minutiae count and their mean quality.
+fn finger_quality(m: &FingerTemplate, overall: f32) -> proto::Quality {
+    proto::Quality {
+        minutiae: m.minutiae.len() as u32,
+        finger_quality: overall,
+        ..proto::Quality::default()
     }
 }
 
 /// Extract (or validate) a probe.
 pub fn extract(
-    engine: &FaceEngine,
-    space: &EmbeddingSpace,
+    s: &Shared,
     bio: Option<&proto::Biometric>,
     opts: ProbeOptions,
     cancel: &Cancel,
-    metrics: &Metrics,
 ) -> Result<Probe, Status> {
     use proto::biometric::Source;
-    let source = bio
-        .and_then(|b| b.source.as_ref())
-        .ok_or_else(|| errors::invalid("a biometric (face image or template) is required"))?;
+    let (engine, metrics) = (&s.engine, &s.metrics);
+    let source = bio.and_then(|b| b.source.as_ref()).ok_or_else(|| {
+        errors::invalid("a biometric (face image, fingerprint image or template) is required")
+    })?;
     match source {
         Source::FaceImage(img) => {
             if img.data.is_empty() {
@@ -109,7 +150,7 @@ pub fn extract(
                 None
             };
             Ok(Probe {
-                vector: face.vector().to_vec(),
+                captured: Captured::Face(face.vector().to_vec()),
                 template: face.template.encode(),
                 quality: quality_of(&face.quality, face.faces_in_image),
                 quality_score: face.quality.detection_score,
@@ -117,20 +158,69 @@ pub fn extract(
             })
         }
         Source::Template(bytes) => {
-            let t = space.accept(bytes).map_err(errors::template)?;
-            let vector = t.vector().map(<[f32]>::to_vec).unwrap_or_default();
+            let decoded = Template::decode(bytes).map_err(errors::template)?;
+            if decoded.modality == Modality::Finger {
+                let minutiae = s
+                    .fingers
+                    .space()
+                    .minutiae_of(&decoded)
+                    .map_err(errors::template)?;
+                return Ok(Probe {
+                    quality: finger_quality(&minutiae, decoded.quality.overall),
+                    captured: Captured::Finger {
+                        minutiae,
+                        position: FingerPosition::UNKNOWN,
+                    },
+                    template: bytes.clone(),
+                    quality_score: decoded.quality.overall,
+                    liveness: None,
+                });
+            }
+            s.gallery
+                .space()
+                .check(&decoded)
+                .map_err(errors::template)?;
+            let vector = decoded.vector().map(<[f32]>::to_vec).unwrap_or_default();
             Ok(Probe {
-                vector,
+                captured: Captured::Face(vector),
                 template: bytes.clone(),
-                quality: quality_of_summary(&t.quality),
-                quality_score: t.quality.detection_score,
+                quality: quality_of_summary(&decoded.quality),
+                quality_score: decoded.quality.detection_score,
                 liveness: None,
             })
         }
-        Source::FingerImage(_) => Err(status(
-            Code::InvalidArgument,
-            Reason::ModalityUnsupported,
-            "fingerprint probes are not served yet",
-        )),
+        Source::FingerImage(img) => {
+            if opts.liveness {
+                return Err(status(
+                    Code::InvalidArgument,
+                    Reason::ModalityUnsupported,
+                    "liveness is checked on face images only",
+                ));
+            }
+            if img.data.is_empty() {
+                return Err(status(
+                    Code::InvalidArgument,
+                    Reason::ImageEmpty,
+                    "the fingerprint image is empty",
+                ));
+            }
+            let t0 = Instant::now();
+            let capture = s
+                .fingers
+                .extract_image(&img.data, img.dpi, img.position)
+                .map_err(errors::fingerprint)?;
+            metrics.stage("finger_extract", t0.elapsed().as_secs_f64());
+            let overall = capture.template.quality.overall;
+            Ok(Probe {
+                quality: finger_quality(&capture.minutiae, overall),
+                template: capture.template.encode(),
+                captured: Captured::Finger {
+                    minutiae: capture.minutiae,
+                    position: capture.position,
+                },
+                quality_score: overall,
+                liveness: None,
+            })
+        }
     }
 }

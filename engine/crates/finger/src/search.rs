@@ -45,6 +45,10 @@ pub struct Gallery {
     /// chasing one small allocation per entry (3× faster at 20k entries).
     coarse: Vec<CoarseCode>,
     coarse_range: Vec<(u32, u32)>,
+    /// Tombstones: a removed entry keeps its index (callers hold entry
+    /// indices) but is never searched again.
+    removed: Vec<bool>,
+    live: usize,
 }
 
 /// How a search trades speed for recall.
@@ -143,20 +147,40 @@ impl Gallery {
             position,
             template,
         });
+        self.removed.push(false);
+        self.live += 1;
         self.entries.len() - 1
     }
 
-    /// Number of enrolled fingers.
+    /// Removes an entry from every later search (a tombstone: indices of
+    /// other entries do not change). Returns false when it was not live.
+    pub fn remove(&mut self, entry: usize) -> bool {
+        match self.removed.get_mut(entry) {
+            Some(r) if !*r => {
+                *r = true;
+                self.live -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Is `entry` enrolled and not removed?
+    pub fn is_live(&self, entry: usize) -> bool {
+        self.removed.get(entry).is_some_and(|r| !r)
+    }
+
+    /// Number of live (searchable) fingers.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
-    /// True when empty.
+    /// True when no finger is searchable.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
-    /// Entries.
+    /// Entries, removed ones included (see [`Gallery::is_live`]).
     pub fn entries(&self) -> &[GalleryEntry] {
         &self.entries
     }
@@ -177,7 +201,7 @@ impl Gallery {
                 || e.position == position
         };
         let pool: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| eligible(&self.entries[i]))
+            .filter(|&i| !self.removed[i] && eligible(&self.entries[i]))
             .collect();
         let keep = ((pool.len() as f32 * opts.preselect_fraction).ceil() as usize)
             .max(opts.preselect_min)
@@ -249,5 +273,52 @@ impl Gallery {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.subject.cmp(&b.subject)));
         out.truncate(opts.top_k);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{Minutia, MinutiaKind};
+
+    fn finger(seed: u16) -> FingerTemplate {
+        FingerTemplate {
+            width: 300,
+            height: 300,
+            dpi: 500,
+            minutiae: (0..30u16)
+                .map(|i| Minutia {
+                    x: 30 + (i * 37 + seed * 11) % 240,
+                    y: 30 + (i * 53 + seed * 7) % 240,
+                    angle: f32::from((i + seed) % 62) / 10.0,
+                    kind: MinutiaKind::Ending,
+                    quality: 50,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_removed_entry_is_never_found_again_and_other_indices_hold() {
+        let mut g = Gallery::new();
+        let entries: Vec<usize> = (0..10u64)
+            .map(|s| g.insert(s, FingerPosition::RIGHT_INDEX, &finger(s as u16)))
+            .collect();
+        let probe = Matcher::new(&finger(4));
+        let opts = SearchOptions::exhaustive(10);
+        assert_eq!(
+            g.search(&probe, FingerPosition::UNKNOWN, &opts)[0].subject,
+            4
+        );
+        assert!(g.remove(entries[4]));
+        assert!(!g.remove(entries[4]), "second removal is a no-op");
+        assert!(!g.remove(99));
+        assert_eq!(g.len(), 9);
+        assert!(!g.is_live(entries[4]) && g.is_live(entries[5]));
+        let hits = g.search(&probe, FingerPosition::UNKNOWN, &opts);
+        assert!(hits.iter().all(|h| h.subject != 4));
+        let five = Matcher::new(&finger(5));
+        let h = g.search(&five, FingerPosition::UNKNOWN, &opts);
+        assert_eq!((h[0].subject, h[0].entry), (5, entries[5]));
     }
 }

@@ -8,6 +8,11 @@
 //!
 //! Exact search scans f32 vectors; approximate search scans int8 codes (4× less memory traffic) for
 //! `k × 4` candidates and re-scores them exactly.
+//!
+//! Fingerprint templates of one finger space live beside the faces (same store, same tenants) in
+//! per-tenant MCC galleries ([`fingers`]), loaded and synced the same way.
+
+mod fingers;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -21,7 +26,11 @@ use sinhtrac_store::{
     TemplateRef, WriteReceipt,
 };
 
+use sinhtrac_finger::{FingerPosition, FingerTemplate, Matcher};
+
+use crate::finger::FingerSpace;
 use crate::template::{Modality, Template, TemplateError};
+use fingers::FingerIndex;
 
 pub use sinhtrac_store::Error as StoreError;
 
@@ -155,6 +164,9 @@ pub struct GalleryOptions {
     pub approximate_tier: bool,
     /// Store options.
     pub store: StoreOptions,
+    /// The finger space whose templates this gallery accepts and indexes (`None`: faces only; finger
+    /// templates are then refused).
+    pub fingers: Option<FingerSpace>,
 }
 
 impl Default for GalleryOptions {
@@ -162,6 +174,7 @@ impl Default for GalleryOptions {
         GalleryOptions {
             approximate_tier: true,
             store: StoreOptions::default(),
+            fingers: Some(FingerSpace::classical()),
         }
     }
 }
@@ -181,8 +194,10 @@ struct Indexes {
 /// Load and catch-up statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadReport {
-    /// Templates indexed.
+    /// Face templates indexed.
     pub templates: usize,
+    /// Finger templates indexed.
+    pub finger_templates: usize,
     /// Seconds the initial scan took.
     pub seconds: f64,
 }
@@ -192,6 +207,8 @@ pub struct Gallery {
     store: Store,
     space: EmbeddingSpace,
     indexes: RwLock<Indexes>,
+    finger_space: Option<FingerSpace>,
+    fingers: Option<RwLock<FingerIndex>>,
     load: LoadReport,
 }
 
@@ -344,12 +361,27 @@ impl Gallery {
         for (key, name) in store.tenants()? {
             ix.tenants.insert(name, tag_of(key.0)?);
         }
+        let fingers = match options.fingers {
+            Some(space) => {
+                let model_id = space.model_id.clone();
+                let mut fx = FingerIndex::new(space);
+                let summary = store.scan(&fingers::filter(&model_id), |t| {
+                    fx.add(&t);
+                    ControlFlow::Continue(())
+                })?;
+                fx.generation = summary.generation;
+                Some(fx)
+            }
+            None => None,
+        };
         let load = LoadReport {
             templates: ix.exact.len(),
+            finger_templates: fingers.as_ref().map_or(0, FingerIndex::len),
             seconds: started.elapsed().as_secs_f64(),
         };
         tracing::info!(
             templates = load.templates,
+            finger_templates = load.finger_templates,
             seconds = load.seconds,
             "gallery loaded"
         );
@@ -357,6 +389,8 @@ impl Gallery {
             store,
             space,
             indexes: RwLock::new(ix),
+            finger_space: fingers.as_ref().map(|f| f.space.clone()),
+            fingers: fingers.map(RwLock::new),
             load,
         })
     }
@@ -420,6 +454,22 @@ impl Gallery {
             let tag = tag_of(key.0)?;
             ix.tenants.entry(name).or_insert(tag);
         }
+        drop(ix);
+        if let Some(fingers) = &self.fingers {
+            let mut fx = write(fingers);
+            let since = fx.generation;
+            let model_id = fx.space.model_id.clone();
+            let summary = self
+                .store
+                .changes_since(&fingers::filter(&model_id), since, |c| {
+                    match c {
+                        Change::Added(t) => fx.add(&t),
+                        Change::Removed { key, .. } => fx.remove(key),
+                    }
+                    ControlFlow::Continue(())
+                })?;
+            fx.generation = summary.generation;
+        }
         Ok(())
     }
 
@@ -428,9 +478,25 @@ impl Gallery {
         Ok(receipt)
     }
 
-    /// Check every face template of a subject belongs to this gallery's space.
+    /// Check every template of a subject belongs to this gallery's face or finger space.
     fn check_subject(&self, subject: &NewSubject) -> Result<()> {
         for t in &subject.templates {
+            if t.modality == sinhtrac_store::Modality::Finger {
+                let space = self
+                    .finger_space()
+                    .ok_or_else(|| TemplateError::ModelMismatch {
+                        a: format!("Finger/{}", t.model_id),
+                        b: "a gallery without fingerprints".into(),
+                    })?;
+                space.accept(&t.data)?;
+                if t.model_id != space.model_id {
+                    return Err(TemplateError::ModelMismatch {
+                        a: t.model_id.clone(),
+                        b: space.model_id.clone(),
+                    }
+                    .into());
+                }
+            }
             if t.modality == sinhtrac_store::Modality::Face {
                 self.space.accept(&t.data)?;
                 if t.model_id != self.space.model_id {
@@ -484,6 +550,65 @@ impl Gallery {
             }
         }
         Ok(out)
+    }
+
+    /// The finger space this gallery accepts, if it holds fingerprints.
+    pub fn finger_space(&self) -> Option<&FingerSpace> {
+        self.finger_space.as_ref()
+    }
+
+    /// Live finger templates of one tenant in the finger index.
+    pub fn indexed_fingers_for(&self, tenant: &str) -> usize {
+        self.fingers.as_ref().map_or(0, |f| read(f).count(tenant))
+    }
+
+    /// A subject's finger templates of this gallery's finger space, with their positions (1:1).
+    pub fn subject_fingers(
+        &self,
+        tenant: &str,
+        subject_id: &str,
+    ) -> Result<Vec<(FingerPosition, FingerTemplate)>> {
+        let record = self.store.get(tenant, subject_id)?;
+        let Some(space) = self.finger_space() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for t in &record.templates {
+            if t.modality != sinhtrac_store::Modality::Finger || t.model_id != space.model_id {
+                continue;
+            }
+            let position = t
+                .finger_position
+                .and_then(|p| FingerPosition::new(p).ok())
+                .unwrap_or(FingerPosition::UNKNOWN);
+            out.push((position, space.accept(&t.data)?));
+        }
+        Ok(out)
+    }
+
+    /// The best `k` subjects of `tenant` for one probe finger, best first, each scoring ≥ `threshold`
+    /// (coarse pre-selection, exact MCC re-scoring; a subject's best finger counts). Only gallery
+    /// fingers at the probe's position are compared unless either position is unknown.
+    pub fn identify_finger(
+        &self,
+        tenant: &str,
+        probe: &Matcher,
+        position: FingerPosition,
+        k: usize,
+        threshold: f32,
+    ) -> Result<Vec<Candidate>> {
+        let Some(fingers) = &self.fingers else {
+            return Ok(Vec::new());
+        };
+        let fetch = k.saturating_mul(2).max(k + 4);
+        let hits = read(fingers).search(tenant, probe, position, fetch);
+        let hits: Vec<_> = hits.into_iter().filter(|h| h.score >= threshold).collect();
+        let keys: Vec<TemplateKey> = hits.iter().map(|h| h.key).collect();
+        let owners = self.store.owners(tenant, &keys)?;
+        Ok(best_per_subject(
+            hits.iter().map(|h| h.score).zip(owners),
+            k,
+        ))
     }
 
     /// The best `k` subjects of `tenant` for each query vector, best first, each scoring ≥ `threshold`.
@@ -542,22 +667,7 @@ impl Gallery {
             let hs: Vec<_> = hs.into_iter().filter(|h| h.score >= threshold).collect();
             let keys: Vec<TemplateKey> = hs.iter().map(|h| TemplateKey(h.id as i64)).collect();
             let owners = self.store.owners(tenant, &keys)?;
-            let mut best: Vec<Candidate> = Vec::new();
-            for (h, owner) in hs.iter().zip(owners) {
-                // A template deleted between the scan and this lookup has no owner: drop it.
-                let Some(subject_id) = owner else { continue };
-                if best.iter().any(|c| c.subject_id == subject_id) {
-                    continue; // hits are best first: the first one of a subject is its best
-                }
-                best.push(Candidate {
-                    subject_id,
-                    score: h.score,
-                });
-                if best.len() == k {
-                    break;
-                }
-            }
-            out.push(best);
+            out.push(best_per_subject(hs.iter().map(|h| h.score).zip(owners), k));
         }
         Ok(out)
     }
@@ -668,6 +778,23 @@ impl Gallery {
     pub fn close(self) -> Result<()> {
         Ok(self.store.close()?)
     }
+}
+
+/// Template hits (best first, with their owners) → each subject's best, at most `k`.
+fn best_per_subject(hits: impl Iterator<Item = (f32, Option<String>)>, k: usize) -> Vec<Candidate> {
+    let mut best: Vec<Candidate> = Vec::new();
+    for (score, owner) in hits {
+        // A template deleted between the scan and this lookup has no owner: drop it.
+        let Some(subject_id) = owner else { continue };
+        if best.iter().any(|c| c.subject_id == subject_id) {
+            continue; // hits are best first: the first one of a subject is its best
+        }
+        best.push(Candidate { subject_id, score });
+        if best.len() == k {
+            break;
+        }
+    }
+    best
 }
 
 fn unit(v: &[f32]) -> Vec<f32> {

@@ -1,0 +1,123 @@
+//! The fingerprint side of a gallery: one MCC gallery per tenant (coarse pre-selection, then exact
+//! re-scoring; `sinhtrac_finger::Gallery`), filled from the store at start and kept in step with its
+//! change feed exactly as the face index is. Removed templates become tombstones in their tenant's
+//! gallery; entry indices never move, so the key maps stay valid.
+
+use std::collections::HashMap;
+
+use sinhtrac_finger::{FingerPosition, Gallery as MccGallery, Hit, Matcher, SearchOptions};
+use sinhtrac_store::{Generation, ScanFilter, TemplateKey, TemplateRef};
+
+use crate::finger::FingerSpace;
+
+/// One tenant's fingers.
+#[derive(Default)]
+struct TenantFingers {
+    gallery: MccGallery,
+    /// Entry index → store template key.
+    key_of: Vec<u64>,
+}
+
+/// Every tenant's fingers of one finger space.
+pub(super) struct FingerIndex {
+    pub(super) space: FingerSpace,
+    tenants: HashMap<String, TenantFingers>,
+    /// Store template key → (tenant, entry index).
+    entry_of: HashMap<u64, (String, usize)>,
+    pub(super) generation: Generation,
+}
+
+/// A per-finger hit with the store key of the template it matched.
+pub(super) struct KeyedHit {
+    pub key: TemplateKey,
+    pub score: f32,
+}
+
+/// The store rows a finger index of `model_id` follows (all tenants).
+pub(super) fn filter(model_id: &str) -> ScanFilter<'_> {
+    ScanFilter {
+        tenant: None,
+        modality: sinhtrac_store::Modality::Finger,
+        model_id,
+    }
+}
+
+impl FingerIndex {
+    pub(super) fn new(space: FingerSpace) -> Self {
+        FingerIndex {
+            space,
+            tenants: HashMap::new(),
+            entry_of: HashMap::new(),
+            generation: Generation(0),
+        }
+    }
+
+    /// Index one stored finger template. A row the index cannot use is skipped loudly (the store keeps
+    /// it): one bad row must not stop the service from starting.
+    pub(super) fn add(&mut self, t: &TemplateRef<'_>) {
+        let key = t.key.0 as u64;
+        if self.entry_of.contains_key(&key) {
+            return;
+        }
+        let minutiae = match self.space.accept(t.data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(key, error = %e, "stored finger template not indexed");
+                return;
+            }
+        };
+        let position = t
+            .finger_position
+            .and_then(|p| FingerPosition::new(p).ok())
+            .unwrap_or(FingerPosition::UNKNOWN);
+        let tenant = self.tenants.entry(t.tenant.to_string()).or_default();
+        let entry = tenant
+            .gallery
+            .insert(t.subject_key.0 as u64, position, &minutiae);
+        tenant.key_of.push(key);
+        self.entry_of.insert(key, (t.tenant.to_string(), entry));
+    }
+
+    pub(super) fn remove(&mut self, key: TemplateKey) {
+        if let Some((tenant, entry)) = self.entry_of.remove(&(key.0 as u64)) {
+            if let Some(t) = self.tenants.get_mut(&tenant) {
+                t.gallery.remove(entry);
+            }
+        }
+    }
+
+    /// Live finger templates of a tenant.
+    pub(super) fn count(&self, tenant: &str) -> usize {
+        self.tenants.get(tenant).map_or(0, |t| t.gallery.len())
+    }
+
+    /// Live finger templates of all tenants.
+    pub(super) fn len(&self) -> usize {
+        self.tenants.values().map(|t| t.gallery.len()).sum()
+    }
+
+    /// The best `fetch` templates of `tenant` for one probe finger, best first.
+    pub(super) fn search(
+        &self,
+        tenant: &str,
+        probe: &Matcher,
+        position: FingerPosition,
+        fetch: usize,
+    ) -> Vec<KeyedHit> {
+        let Some(t) = self.tenants.get(tenant) else {
+            return Vec::new();
+        };
+        let opts = SearchOptions {
+            top_k: fetch,
+            ..SearchOptions::default()
+        };
+        t.gallery
+            .search(probe, position, &opts)
+            .into_iter()
+            .map(|h: Hit| KeyedHit {
+                key: TemplateKey(t.key_of[h.entry] as i64),
+                score: h.score,
+            })
+            .collect()
+    }
+}
