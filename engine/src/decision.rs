@@ -34,7 +34,7 @@ pub struct Calibrations {
 }
 
 impl Calibrations {
-    /// Load every `*.json` calibration in `dir` (each verified: format, version, checksum). A missing
+    /// Load every `*.json` calibration in `dir` (fusion model files excepted) (each verified: format, version, checksum). A missing
     /// folder gives an empty set (decisions then fail with a clear error); a bad file is an error.
     pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
         let mut by_model = BTreeMap::new();
@@ -45,6 +45,10 @@ impl Calibrations {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            // Fusion models share the folder; they are loaded by `fusion::FusionModel`.
+            if std::fs::read_to_string(&path).is_ok_and(|t| crate::fusion::is_fusion_file(&t)) {
                 continue;
             }
             let cal = Calibration::load(&path).map_err(|e| ModelError::Uncalibrated {

@@ -11,6 +11,7 @@
 //! - [`finger`]: fingerprint extraction into templates and 1:1 minutiae comparison.
 //! - [`gallery`]: the crash-safe gallery store and the in-memory 1:N index, kept in step.
 //! - [`decision`]: calibrated thresholds: a score becomes a decision at a stated false-match rate.
+//! - [`fusion`]: face + fingerprint score fusion (sum of learned log-likelihood ratios) with thresholds.
 //! - [`protocols`]: evaluation protocols (LFW) over datasets on disk.
 //! - [`paths`]: where models, the runtime library and datasets are found.
 //!
@@ -31,6 +32,7 @@ pub mod decision;
 pub mod error;
 pub mod face;
 pub mod finger;
+pub mod fusion;
 pub mod gallery;
 pub mod image;
 pub mod paths;

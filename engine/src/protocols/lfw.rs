@@ -32,6 +32,14 @@ pub enum ProtocolError {
         /// What is wrong.
         detail: String,
     },
+    /// A dataset folder does not hold what the protocol needs.
+    #[error("{path}: {detail}")]
+    Dataset {
+        /// Folder.
+        path: PathBuf,
+        /// What is missing.
+        detail: String,
+    },
 }
 
 /// One comparison of the protocol.

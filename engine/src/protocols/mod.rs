@@ -4,10 +4,12 @@
 //! - [`lfw`]: LFW View-2 1:1 verification (10 folds) and the all-pairs impostor set for calibration.
 //! - [`lfw_1n`]: an open-set 1:N identification protocol built from the LFW folder.
 //! - [`liveness`]: passive liveness (PAD) in ISO/IEC 30107-3 terms.
+//! - [`chimeric`]: face + fingerprint chimeric subjects (FVC fingers × LFW identities) for score fusion.
 //! - [`extract`] and [`cache`]: batch extraction over files, through an on-disk cache keyed by image,
 //!   model and pipeline settings.
 
 pub mod cache;
+pub mod chimeric;
 pub mod extract;
 pub mod lfw;
 pub mod lfw_1n;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use sinhtrac_engine::fusion::Method;
 use sinhtrac_engine::protocols::cache::{CacheStats, TemplateCache};
+use sinhtrac_engine::protocols::chimeric::{self, ChimericProtocol, ChimericScores, FusionReport};
 use sinhtrac_engine::protocols::lfw::{evaluate_cached, LfwProtocol, LfwReport};
 use sinhtrac_engine::protocols::lfw_1n::{self, OpenSetOptions, OpenSetProtocol, OpenSetReport};
 use sinhtrac_engine::protocols::liveness::{
@@ -70,6 +72,49 @@ pub enum EvalCommand {
     Lfw1n(Lfw1nArgs),
     /// Passive liveness (PAD), ISO/IEC 30107-3: APCER, BPCER, BPCER @ APCER on LFW + PAD samples.
     Liveness(LivenessEvalArgs),
+    /// Face + fingerprint score fusion on a chimeric set (FVC fingers x LFW identities): FNMR @ FMR
+    /// and EER of face, finger and four fusion methods, cross-validated over subject halves.
+    Fusion(FusionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FusionArgs {
+    /// Folder holding lfw/ and fingerprints/ (default: $SINHTRAC_SHARED/datasets).
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// FVC databases to use, relative to <data-root>/fingerprints (default: every NNN_M folder two levels down).
+    #[arg(long, value_delimiter = ',', value_name = "DB,...")]
+    pub databases: Vec<String>,
+    /// Pairing seeds (each: a face identity per finger, then a split of the subjects in two halves).
+    #[arg(long, value_delimiter = ',', default_values_t = chimeric::DEFAULT_SEEDS)]
+    pub seeds: Vec<u64>,
+    /// Resolution of the fingerprint images in dots per inch.
+    #[arg(long, default_value_t = 500)]
+    pub dpi: u16,
+    /// Write the fusion model learned on every subject (pairing of the first seed) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub write_model: Option<PathBuf>,
+    /// Method of the written model (default: the best by mean FNMR @ FMR=1e-3).
+    #[arg(long, value_parser = parse_method)]
+    pub method: Option<Method>,
+    /// Write the report as JSON to this path ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a report folder: fusion.json and a markdown summary.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    Method::ALL
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown method {s:?} ({})", names.join(", "))
+        })
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +247,7 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
         }
         EvalCommand::Lfw1n(args) => run_lfw_1n(global, args),
         EvalCommand::Liveness(args) => run_liveness(global, args),
+        EvalCommand::Fusion(args) => run_fusion(global, args),
         EvalCommand::Lfw(args) => {
             let cache = args.cache.open()?;
             let report = run_lfw(
@@ -762,4 +808,174 @@ fn write_liveness_report(dir: &std::path::Path, r: &LivenessEvaluation) -> anyho
             .join(", ")
     );
     Ok(())
+}
+
+fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode> {
+    let root = args
+        .data_root
+        .clone()
+        .unwrap_or_else(sinhtrac_engine::paths::datasets_dir);
+    let fingerprints = root.join("fingerprints");
+    let databases = if args.databases.is_empty() {
+        chimeric::default_databases(&fingerprints)?
+    } else {
+        args.databases
+            .iter()
+            .map(|d| fingerprints.join(d))
+            .collect()
+    };
+    let protocol = ChimericProtocol::build(
+        &root.join("lfw"),
+        &databases,
+        &fingerprints,
+        chimeric::IMPRESSIONS,
+    )?;
+    let engine = global.face_engine(global.face_config())?;
+    let cache = args.cache.open()?;
+    eprintln!(
+        "eval fusion: {} fingers of {} databases x {} eligible LFW identities, {} pairings",
+        protocol.subjects(),
+        databases.len(),
+        protocol.faces.len(),
+        args.seeds.len()
+    );
+    let extractor = sinhtrac_finger::ClassicalExtractor;
+    let scores = ChimericScores::compute(
+        &protocol,
+        &engine,
+        &extractor,
+        args.dpi,
+        &args.seeds,
+        cache.as_ref(),
+        &progress_bar("extracting faces"),
+    )?;
+    eprintln!();
+    eprintln!("{}", cache_line(cache.as_ref()));
+    let report = chimeric::evaluate(&protocol, &scores, &args.seeds)?;
+    if !json_to_stdout(&args.json) {
+        print_fusion(&report);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir)?;
+        write_json(&dir.join("fusion.json"), &report)?;
+        std::fs::write(dir.join("fusion.md"), fusion_markdown(&report))?;
+        eprintln!("report written: {}/fusion.json, fusion.md", dir.display());
+    }
+    if let Some(path) = &args.write_model {
+        let method = args.method.unwrap_or(report.best);
+        let seed = args
+            .seeds
+            .first()
+            .copied()
+            .unwrap_or(chimeric::DEFAULT_SEEDS[0]);
+        let model = chimeric::fit_model(
+            &protocol,
+            &scores,
+            method,
+            seed,
+            sinhtrac_engine::fusion::DEFAULT_FILE.trim_end_matches(".json"),
+        )?;
+        model.save(path)?;
+        eprintln!(
+            "fusion model ({}, {} genuine / {} impostor comparisons) written to {}",
+            method.name(),
+            model.provenance.n_genuine,
+            model.provenance.n_impostor,
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fusion_rows(r: &FusionReport) -> Vec<[String; 5]> {
+    let ms = |s: &chimeric::Summary| format!("{} ± {}", pct(s.mean), pct(s.std));
+    r.rows
+        .iter()
+        .map(|row| {
+            let w = if row.face_weights.is_empty() {
+                "-".to_string()
+            } else {
+                let n = row.face_weights.len() as f64;
+                format!("{:.2}", row.face_weights.iter().sum::<f64>() / n)
+            };
+            [
+                row.description.clone(),
+                ms(&row.fnmr_at_1e3),
+                ms(&row.fnmr_at_1e2),
+                ms(&row.eer),
+                w,
+            ]
+        })
+        .collect()
+}
+
+fn print_fusion(r: &FusionReport) {
+    println!(
+        "Face + fingerprint fusion, chimeric: {} subjects ({} FVC fingers x LFW identities), {} samples each; \
+         face {}, finger {} + MCC",
+        r.subjects,
+        r.databases.join(", "),
+        r.impressions,
+        r.face_model,
+        r.finger_extractor
+    );
+    println!(
+        "  {} folds ({} pairings x 2 halves); per test half {} genuine, {} impostor comparisons; mean ± sd over folds",
+        r.folds,
+        r.seeds.len(),
+        r.test_genuine,
+        r.test_impostor
+    );
+    println!(
+        "  {:<42} {:>18} {:>18} {:>18} {:>8}",
+        "scores", "FNMR @ FMR=1e-3", "FNMR @ FMR=1e-2", "EER", "w_face"
+    );
+    for row in fusion_rows(r) {
+        println!(
+            "  {:<42} {:>18} {:>18} {:>18} {:>8}",
+            row[0], row[1], row[2], row[3], row[4]
+        );
+    }
+    println!("  best by mean FNMR @ FMR=1e-3: {}", r.best.name());
+    println!(
+        "  face images without a template: {}; finger samples that failed to enrol: {}",
+        r.face_failures.len(),
+        r.finger_failures.len()
+    );
+    println!(
+        "  faces {:.1}s, finger extraction {:.1}s, finger matching {:.1}s, fusion {:.1}s",
+        r.seconds[0], r.seconds[1], r.seconds[2], r.seconds[3]
+    );
+}
+
+fn fusion_markdown(r: &FusionReport) -> String {
+    let mut s = format!(
+        "# Face + fingerprint fusion (chimeric)\n\n{} subjects: FVC fingers ({}) each paired with an LFW identity \
+         with ≥ {} images; face {}, finger {} + MCC. {} folds ({} pairings × 2 subject halves), each test half \
+         {} genuine and {} impostor comparisons; mean ± sd over folds.\n\n\
+         | scores | FNMR @ FMR=1e-3 | FNMR @ FMR=1e-2 | EER | mean face weight |\n|---|---|---|---|---|\n",
+        r.subjects,
+        r.databases.join(", "),
+        r.impressions,
+        r.face_model,
+        r.finger_extractor,
+        r.folds,
+        r.seeds.len(),
+        r.test_genuine,
+        r.test_impostor
+    );
+    for row in fusion_rows(r) {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    s.push_str(&format!(
+        "\nBest by mean FNMR @ FMR=1e-3: `{}`. Face images without a template: {}; finger samples that failed to \
+         enrol: {}.\n",
+        r.best.name(),
+        r.face_failures.len(),
+        r.finger_failures.len()
+    ));
+    s
 }

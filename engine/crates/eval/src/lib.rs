@@ -12,6 +12,7 @@
 //! | [`liveness`] | APCER, BPCER, BPCER @ APCER | ISO/IEC 30107-3 |
 //! | [`bootstrap`] | subject-bootstrap and Wilson confidence intervals | ISO/IEC 19795-1 |
 //! | [`calibration`] | versioned, checksummed target FMR → threshold files | |
+//! | [`fusion`] | face + fingerprint score fusion: LLR (PAV, logistic), z-score, min-max | |
 //! | [`report`] | JSON + markdown + DET/ROC/histogram plots (PNG, SVG) | |
 //!
 //! **Conventions.** Higher score = more similar (or, for liveness, more
@@ -61,6 +62,7 @@
 pub mod bootstrap;
 pub mod calibration;
 mod error;
+pub mod fusion;
 pub mod kfold;
 pub mod liveness;
 pub mod openset;
