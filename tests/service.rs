@@ -1229,6 +1229,45 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         .unwrap();
     assert!(d.r#match && d.model_id == "mobilefacenet-128", "{d:?}");
 
+    // Face + fingerprint fused (sum of calibrated log-likelihood ratios): the genuine pair is accepted
+    // with both scores reported; a genuine face with an impostor finger scores lower than with the
+    // genuine finger; face + 2 fingers is not calibrated in the shipped model.
+    let fused = |face: u32, finger_id: u32| proto::VerifyRequest {
+        additional_probes: vec![finger(finger_id, 3, RIGHT_INDEX)],
+        ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", face)))
+    };
+    let genuine = c
+        .inner
+        .verify(c.req(fused(3, 101)))
+        .await
+        .unwrap()
+        .into_inner();
+    let d = genuine.decision.unwrap();
+    assert!(d.r#match, "{d:?}");
+    assert_eq!(d.model_id, "fusion-mobilefacenet-128-classical");
+    assert_eq!(d.target_fmr, 1e-4);
+    let kinds: Vec<i32> = genuine.probe_scores.iter().map(|p| p.modality).collect();
+    assert_eq!(
+        kinds,
+        [proto::Modality::Face as i32, proto::Modality::Finger as i32]
+    );
+    let mixed = c
+        .inner
+        .verify(c.req(fused(3, 106)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mixed.decision.unwrap().score < d.score);
+    let r = c.req(proto::VerifyRequest {
+        additional_probes: vec![finger(101, 3, 0), finger(101, 4, 0)],
+        ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3)))
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::FailedPrecondition,
+        "MODEL_UNCALIBRATED",
+    );
+
     // 1:N: a fresh impression of finger 103 finds its subject first; an unknown finger finds no one.
     let r = c.req(proto::IdentifyRequest {
         probe: Some(finger(103, 4, RIGHT_INDEX)),

@@ -108,6 +108,10 @@ pub enum ClientCommand {
     Verify {
         subject_id: String,
         probe: PathBuf,
+        /// More captures of the claimant (face images or `finger:POSITION:PATH`): the decision is
+        /// then made on the fused score.
+        #[arg(long = "also")]
+        also: Vec<PathBuf>,
         #[arg(long, default_value_t = 0.0)]
         fmr: f64,
         #[arg(long)]
@@ -227,6 +231,7 @@ async fn call(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Verify {
             subject_id,
             probe,
+            also,
             fmr,
             liveness,
         } => show(
@@ -235,6 +240,10 @@ async fn call(args: ClientArgs) -> anyhow::Result<()> {
                 probe: Some(biometric(&probe)?),
                 target_fmr: fmr,
                 check_liveness: liveness,
+                additional_probes: also
+                    .iter()
+                    .map(|p| biometric(p))
+                    .collect::<anyhow::Result<_>>()?,
                 ..Default::default()
             })
             .await?

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sinhtrac_engine::face::FaceEngine;
 use sinhtrac_engine::finger::FingerEngine;
+use sinhtrac_engine::fusion::{FusionError, FusionModel};
 use sinhtrac_engine::gallery::{Gallery, SearchMode};
 use sinhtrac_finger::{FingerPosition, Matcher};
 use sinhtrac_store::{NewSubject, NewTemplate};
@@ -36,6 +37,8 @@ pub struct Shared {
     pub engine: Arc<FaceEngine>,
     /// The fingerprint pipeline.
     pub fingers: Arc<FingerEngine>,
+    /// Face + fingerprint score fusion, when a model for these two pipelines is installed.
+    pub fusion: Option<FusionModel>,
     /// Store + index.
     pub gallery: Arc<Gallery>,
     /// Audit log.
@@ -191,6 +194,94 @@ fn decision(
     Ok(proto::Decision {
         score,
         threshold: d.threshold,
+        target_fmr: d.target_fmr,
+        r#match: d.accept,
+        model_id: d.model_id,
+        calibration: d.calibration,
+    })
+}
+
+/// Most captures one Verify may fuse.
+const MAX_VERIFY_PROBES: usize = 8;
+
+/// A probe's score against a subject's templates of its modality (best template).
+fn score_against_subject(
+    s: &Shared,
+    tenant: &str,
+    subject_id: &str,
+    p: &Probe,
+) -> Result<f32, Status> {
+    let no_template = |what: &str| {
+        status(
+            Code::FailedPrecondition,
+            Reason::TemplateModelMismatch,
+            format!("the subject has no {what} template of the served model"),
+        )
+    };
+    match &p.captured {
+        Captured::Face(v) => s
+            .gallery
+            .subject_vectors(tenant, subject_id)
+            .map_err(errors::gallery)?
+            .iter()
+            .map(|e| dot(e, v))
+            .reduce(f32::max)
+            .ok_or_else(|| no_template("face")),
+        Captured::Finger { minutiae, position } => {
+            let enrolled = s
+                .gallery
+                .subject_fingers(tenant, subject_id)
+                .map_err(errors::gallery)?;
+            best_finger_score(&Matcher::new(minutiae), *position, &enrolled)
+                .ok_or_else(|| no_template("fingerprint (at this position)"))
+        }
+    }
+}
+
+/// The fused decision over several probes' scores (faces: the best counts once; fingers: each).
+fn fused_decision(
+    s: &Shared,
+    scored: &[(Scorer, f32)],
+    requested: f64,
+) -> Result<proto::Decision, Status> {
+    if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
+        return Err(errors::invalid(
+            "target_fmr must be in (0, 1), or 0 for the default",
+        ));
+    }
+    let model = s.fusion.as_ref().ok_or_else(|| {
+        status(
+            Code::FailedPrecondition,
+            Reason::ModelUncalibrated,
+            "no fusion model for the served face and fingerprint pipelines is installed",
+        )
+    })?;
+    let face = scored
+        .iter()
+        .filter(|(k, _)| *k == Scorer::Face)
+        .map(|(_, v)| *v)
+        .reduce(f32::max);
+    let fingers: Vec<f32> = scored
+        .iter()
+        .filter(|(k, _)| *k == Scorer::Finger)
+        .map(|(_, v)| *v)
+        .collect();
+    let fmr = if requested == 0.0 {
+        s.config.target_fmr
+    } else {
+        requested
+    };
+    let d = model.decide(face, &fingers, fmr).map_err(|e| match e {
+        FusionError::NotCalibrated { .. } => status(
+            Code::FailedPrecondition,
+            Reason::ModelUncalibrated,
+            e.to_string(),
+        ),
+        other => status(Code::Internal, Reason::InternalError, other.to_string()),
+    })?;
+    Ok(proto::Decision {
+        score: d.score as f32,
+        threshold: d.threshold as f32,
         target_fmr: d.target_fmr,
         r#match: d.accept,
         model_id: d.model_id,
@@ -584,42 +675,58 @@ impl Biometrics for BiometricsService {
                 s.gallery
                     .get(&tenant, &r.subject_id)
                     .map_err(errors::gallery)?;
+                if 1 + r.additional_probes.len() > MAX_VERIFY_PROBES {
+                    return Err(errors::invalid(format!(
+                        "at most {MAX_VERIFY_PROBES} probes per verification"
+                    )));
+                }
                 let opts = ProbeOptions {
                     enrolment: false,
                     liveness: r.check_liveness,
                 };
                 let p = probe::extract(s, r.probe.as_ref(), opts, c)?;
-                let no_template = |what: &str| {
-                    status(
-                        Code::FailedPrecondition,
-                        Reason::TemplateModelMismatch,
-                        format!("the subject has no {what} template of the served model"),
-                    )
-                };
-                let score = match &p.captured {
-                    Captured::Face(v) => s
-                        .gallery
-                        .subject_vectors(&tenant, &r.subject_id)
-                        .map_err(errors::gallery)?
-                        .iter()
-                        .map(|e| dot(e, v))
-                        .reduce(f32::max)
-                        .ok_or_else(|| no_template("face"))?,
-                    Captured::Finger { minutiae, position } => {
-                        let enrolled = s
-                            .gallery
-                            .subject_fingers(&tenant, &r.subject_id)
-                            .map_err(errors::gallery)?;
-                        best_finger_score(&Matcher::new(minutiae), *position, &enrolled)
-                            .ok_or_else(|| no_template("fingerprint (at this position)"))?
-                    }
-                };
-                let d = decision(s, Scorer::of(&p), score, r.target_fmr)?;
+                let score = score_against_subject(s, &tenant, &r.subject_id, &p)?;
+                if r.additional_probes.is_empty() {
+                    let d = decision(s, Scorer::of(&p), score, r.target_fmr)?;
+                    return Ok(proto::VerifyResponse {
+                        decision: Some(d),
+                        probe_quality: Some(p.quality),
+                        liveness: p.liveness,
+                        request_id: String::new(),
+                        probe_scores: Vec::new(),
+                    });
+                }
+                let mut scored = vec![(Scorer::of(&p), score)];
+                for extra in &r.additional_probes {
+                    c.check()?;
+                    let q = probe::extract(s, Some(extra), ProbeOptions::default(), c)?;
+                    scored.push((
+                        Scorer::of(&q),
+                        score_against_subject(s, &tenant, &r.subject_id, &q)?,
+                    ));
+                }
+                let d = fused_decision(s, &scored, r.target_fmr)?;
+                let probe_scores = scored
+                    .iter()
+                    .map(|(k, v)| match k {
+                        Scorer::Face => proto::ProbeScore {
+                            modality: proto::Modality::Face as i32,
+                            score: *v,
+                            model_id: s.gallery.space().model_id.clone(),
+                        },
+                        Scorer::Finger => proto::ProbeScore {
+                            modality: proto::Modality::Finger as i32,
+                            score: *v,
+                            model_id: s.fingers.space().model_id.clone(),
+                        },
+                    })
+                    .collect();
                 Ok(proto::VerifyResponse {
                     decision: Some(d),
                     probe_quality: Some(p.quality),
                     liveness: p.liveness,
                     request_id: String::new(),
+                    probe_scores,
                 })
             })
             .await

@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sinhtrac_engine::face::{FaceConfig, FaceEngine};
 use sinhtrac_engine::finger::FingerEngine;
+use sinhtrac_engine::fusion::FusionModel;
 use sinhtrac_engine::gallery::{EmbeddingSpace, Gallery, GalleryOptions};
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -67,6 +68,7 @@ pub async fn serve(
         .decide(0.0, Some(config.target_fmr))
         .context("the embedder has no calibration for the configured target_fmr")?;
     let fingers = FingerEngine::classical();
+    let fusion = load_fusion(&engine, &fingers);
     let finger_space = fingers.space().clone();
     engine
         .calibrations
@@ -118,6 +120,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         engine: Arc::new(engine),
         fingers: Arc::new(fingers),
+        fusion,
         gallery,
         search,
         audit,
@@ -250,5 +253,34 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// The installed fusion model for the served face model and fingerprint pipeline, if any. A model
+/// learned on other pipelines' scores would misjudge these: it is not used (fused Verify then answers
+/// MODEL_UNCALIBRATED) and the log says why.
+fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> Option<FusionModel> {
+    let path = FusionModel::default_path();
+    let model = match FusionModel::load(&path) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "no fusion model: fused verification disabled");
+            return None;
+        }
+    };
+    let p = &model.provenance;
+    let face_ok = p.face_model_id == engine.embedder.model_id()
+        && p.face_model_sha256 == engine.embedder.model_sha256_hex();
+    let finger_ok = format!("finger-{}", p.finger_extractor) == fingers.space().model_id;
+    if face_ok && finger_ok {
+        Some(model)
+    } else {
+        tracing::warn!(
+            path = %path.display(),
+            face = %p.face_model_id,
+            finger = %p.finger_extractor,
+            "fusion model is for other pipelines: fused verification disabled"
+        );
+        None
     }
 }
