@@ -7,6 +7,8 @@
 //! - [`image`]: decode JPEG/PNG/TIFF/BMP/WebP bytes under hard limits, EXIF orientation applied.
 //! - [`runtime`]: the ONNX Runtime environment, the model manifest and checksum-verified sessions.
 //! - [`face`]: detection (YuNet), 5-point alignment, embedding, passive liveness and quality.
+//! - [`finger`]: the LEADER ONNX minutiae extractor behind `sinhtrac_finger::Extractor`, and a cached
+//!   extractor for evaluations (the classical extractor, MCC and FVC are in `sinhtrac-finger`).
 //! - [`template`]: the versioned, checksummed binary template and template comparison.
 //! - [`gallery`]: the crash-safe gallery store and the in-memory 1:N index, kept in step.
 //! - [`decision`]: calibrated thresholds: a score becomes a decision at a stated false-match rate.
@@ -29,6 +31,7 @@
 pub mod decision;
 pub mod error;
 pub mod face;
+pub mod finger;
 pub mod gallery;
 pub mod image;
 pub mod paths;
