@@ -157,6 +157,9 @@ pub enum FingerExtractor {
     Classical,
     /// The LEADER ONNX network (models/manifest.tsv row `leader`).
     Leader,
+    /// LEADER's minutiae plus the classical ones farther than 8 px from any of them (both run).
+    #[value(name = "leader+classical")]
+    Merged,
 }
 
 /// The extractor `choice` asks for; learned ones go through `cache` when there is one.
@@ -166,9 +169,15 @@ fn finger_extractor<'a>(
     leader_quality: Option<f32>,
     cache: Option<&'a TemplateCache>,
 ) -> anyhow::Result<Box<dyn sinhtrac_finger::Extractor + 'a>> {
-    use sinhtrac_engine::finger::{CachedExtractor, LeaderExtractor};
+    use sinhtrac_engine::finger::{CachedExtractor, LeaderExtractor, MergedExtractor};
     Ok(match choice {
         FingerExtractor::Classical => Box::new(sinhtrac_finger::ClassicalExtractor),
+        FingerExtractor::Merged => Box::new(MergedExtractor::new(
+            finger_extractor(global, FingerExtractor::Leader, leader_quality, cache)?,
+            Box::new(sinhtrac_finger::ClassicalExtractor),
+            8.0,
+            "leader+classical",
+        )),
         FingerExtractor::Leader => {
             let mut leader = LeaderExtractor::load_default(&global.face_config().runtime)?;
             if let Some(q) = leader_quality {
