@@ -134,7 +134,8 @@ pub struct FvcArgs {
     /// Write a report folder per database: JSON, markdown summary, DET/ROC curves and score histograms.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Minutiae extractor (the default is the measured best; see engine/crates/finger/README.md).
+    /// Minutiae extractor. Default classical: the only one within the 150 ms/image goal; LEADER is far more
+    /// accurate but takes 1-2 s per image (measurements in engine/crates/finger/README.md).
     #[arg(long, value_enum, default_value_t = FingerExtractor::Classical)]
     pub extractor: FingerExtractor,
     /// Extract the probe side of every comparison with this extractor instead (cross-extractor matching:
