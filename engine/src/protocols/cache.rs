@@ -1,4 +1,5 @@
-//! On-disk cache of per-image results for evaluations: face templates and liveness scores.
+//! On-disk cache of per-image results for evaluations: face templates, liveness scores and fingerprint
+//! minutiae templates.
 //!
 //! Extracting the 7,701 LFW images takes minutes on two cores; every evaluation and calibration re-reads
 //! the same images with the same models. An entry is addressed by
@@ -9,7 +10,9 @@
 //! Entries are files `<dir>/<2 hex>/<64 hex>.<ext>`:
 //! - `.stpl`: the engine's versioned template bytes ([`Template::encode`]), checked with
 //!   [`Template::decode`] (magic, version, CRC-32, finite values) and against the expected model sha256;
-//! - `.sliv`: a liveness record (JSON body + CRC-32), checked the same way.
+//! - `.sliv`: a liveness record (JSON body + CRC-32), checked the same way;
+//! - `.sftt`: a fingerprint template ([`FingerTemplate::to_bytes`]: versioned, CRC-32, every field
+//!   validated on reading), written by [`crate::finger::CachedExtractor`].
 //!
 //! A corrupt or mismatched entry is counted, deleted and re-computed, never trusted. Writes go to a
 //! temporary file renamed into place, so a reader sees a whole entry or none, and concurrent writers of
@@ -20,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+
+use sinhtrac_finger::FingerTemplate;
 
 use crate::face::FaceEngine;
 use crate::template::{Modality, Template};
@@ -261,6 +266,21 @@ impl TemplateCache {
     /// callers that carry on without the cache may ignore them.
     pub fn put_template(&self, key: &CacheKey, template: &Template) -> Result<(), CacheError> {
         self.put(key, "stpl", &template.encode())
+    }
+
+    /// A cached fingerprint minutiae template, if present and valid (`.sftt`: the finger crate's
+    /// versioned template bytes, CRC-checked and field-validated by [`FingerTemplate::from_bytes`]).
+    pub fn get_finger(&self, key: &CacheKey) -> Option<FingerTemplate> {
+        self.get(key, "sftt", |b| FingerTemplate::from_bytes(b).ok())
+    }
+
+    /// Store a fingerprint minutiae template.
+    pub fn put_finger(&self, key: &CacheKey, template: &FingerTemplate) -> Result<(), CacheError> {
+        let bytes = template.to_bytes().map_err(|e| CacheError::Io {
+            path: self.path(key, "sftt"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })?;
+        self.put(key, "sftt", &bytes)
     }
 
     /// A cached liveness outcome, if present and valid.

@@ -179,6 +179,65 @@ pub struct FvcArgs {
     /// Write a report folder per database: JSON, markdown summary, DET/ROC curves and score histograms.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Minutiae extractor. Default classical: the only one within the 150 ms/image goal; LEADER is far more
+    /// accurate but takes 1-2 s per image (measurements in engine/crates/finger/README.md).
+    #[arg(long, value_enum, default_value_t = FingerExtractor::Classical)]
+    pub extractor: FingerExtractor,
+    /// Extract the probe side of every comparison with this extractor instead (cross-extractor matching:
+    /// the earlier image of each pair is enrolled with --extractor, the later one verified with this).
+    #[arg(long, value_enum)]
+    pub probe_extractor: Option<FingerExtractor>,
+    /// LEADER detection threshold on its quality channel (default: the manifest's, 0.55).
+    #[arg(long, value_name = "Q")]
+    pub leader_quality: Option<f32>,
+    /// Template cache for learned extractors (the classical one is not cached); timings of cache hits are
+    /// meaningless, so time with --no-cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Fingerprint minutiae extractors the CLI can evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FingerExtractor {
+    /// The pure-Rust classical pipeline (Gabor enhancement, thinning, crossing number).
+    Classical,
+    /// The LEADER ONNX network (models/manifest.tsv row `leader`).
+    Leader,
+    /// LEADER's minutiae plus the classical ones farther than 8 px from any of them (both run).
+    #[value(name = "leader+classical")]
+    Merged,
+}
+
+/// The extractor `choice` asks for; learned ones go through `cache` when there is one.
+fn finger_extractor<'a>(
+    global: &GlobalArgs,
+    choice: FingerExtractor,
+    leader_quality: Option<f32>,
+    cache: Option<&'a TemplateCache>,
+) -> anyhow::Result<Box<dyn sinhtrac_finger::Extractor + 'a>> {
+    use sinhtrac_engine::finger::{CachedExtractor, LeaderExtractor, MergedExtractor};
+    Ok(match choice {
+        FingerExtractor::Classical => Box::new(sinhtrac_finger::ClassicalExtractor),
+        FingerExtractor::Merged => Box::new(MergedExtractor::new(
+            finger_extractor(global, FingerExtractor::Leader, leader_quality, cache)?,
+            Box::new(sinhtrac_finger::ClassicalExtractor),
+            8.0,
+            "leader+classical",
+        )),
+        FingerExtractor::Leader => {
+            let mut leader = LeaderExtractor::load_default(&global.face_config().runtime)?;
+            if let Some(q) = leader_quality {
+                leader = leader.with_quality_threshold(q);
+            }
+            match cache {
+                Some(c) => {
+                    let (sha, tag) = (leader.entry().sha256_bytes(), leader.cache_tag());
+                    Box::new(CachedExtractor::new(leader, c, sha, tag))
+                }
+                None => Box::new(leader),
+            }
+        }
+    })
 }
 
 #[derive(Debug, Args)]
@@ -200,12 +259,40 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         EvalCommand::Fvc(args) => {
             let data = args.data.unwrap_or_else(|| default_dataset("fingerprints"));
-            eprintln!("eval fvc: {} (classical extractor + MCC)", data.display());
-            let report = sinhtrac_finger::fvc::evaluate_tree(
+            let cache = args.cache.open()?;
+            let gallery =
+                finger_extractor(global, args.extractor, args.leader_quality, cache.as_ref())?;
+            let probe = match args.probe_extractor {
+                Some(p) => Some(finger_extractor(
+                    global,
+                    p,
+                    args.leader_quality,
+                    cache.as_ref(),
+                )?),
+                None => None,
+            };
+            eprintln!(
+                "eval fvc: {} ({} extractor{} + MCC)",
+                data.display(),
+                gallery.name(),
+                probe
+                    .as_ref()
+                    .map(|p| format!(", probes by {}", p.name()))
+                    .unwrap_or_default()
+            );
+            let report = sinhtrac_finger::fvc::evaluate_tree_cross(
                 &data,
-                &sinhtrac_finger::ClassicalExtractor,
+                gallery.as_ref(),
+                probe.as_deref(),
                 args.dpi,
             )?;
+            if args.extractor != FingerExtractor::Classical
+                || args
+                    .probe_extractor
+                    .is_some_and(|p| p != FingerExtractor::Classical)
+            {
+                eprintln!("{}", cache_line(cache.as_ref()));
+            }
             println!(
                 "  {:<22} {:>6} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9}",
                 "database",

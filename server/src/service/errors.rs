@@ -101,7 +101,9 @@ pub fn model(e: sinhtrac_engine::runtime::ModelError) -> Status {
     from_reason(e.reason(), e.to_string(), false)
 }
 
-/// A fingerprint extraction error (image, quality, template): always the caller's input.
+/// A fingerprint extraction error: the caller's input (image, quality, template), or the server's
+/// (a model runtime failure).
 pub fn fingerprint(e: sinhtrac_engine::finger::FingerprintError) -> Status {
-    from_reason(e.reason(), e.to_string(), true)
+    let input = e.reason() != "INTERNAL_ERROR";
+    from_reason(e.reason(), e.to_string(), input)
 }

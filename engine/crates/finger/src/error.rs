@@ -126,6 +126,15 @@ pub enum FingerError {
         /// Decoder message.
         message: String,
     },
+    /// A learned extractor's model could not be run on this image (the
+    /// runtime failed or the output did not have the expected shape).
+    #[error("extractor {extractor}: {message}")]
+    Model {
+        /// Extractor name (e.g. `"leader"`).
+        extractor: &'static str,
+        /// What failed.
+        message: String,
+    },
     /// A dataset folder is missing or malformed.
     #[error("dataset {path}: {message}")]
     Dataset {

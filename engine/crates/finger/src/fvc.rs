@@ -18,7 +18,7 @@
 
 use crate::error::{FingerError, Result};
 use crate::extract::{Extractor, ImageView};
-use crate::mcc::Matcher;
+use crate::mcc::{Matcher, SearchTemplate};
 use crate::template::FingerTemplate;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -216,14 +216,16 @@ pub fn evaluate_database(
     extractor: &dyn Extractor,
     dpi: u16,
 ) -> Result<DatabaseReport> {
-    let samples = list_samples(dir)?;
-    if samples.is_empty() {
-        return Err(FingerError::Dataset {
-            path: dir.to_path_buf(),
-            message: "no NNN_M.(tif|png|bmp) images".into(),
-        });
-    }
-    let extracted: Vec<(Option<FingerTemplate>, f64)> = samples
+    evaluate_database_cross(dir, extractor, None, dpi)
+}
+
+/// Extracts every sample with `extractor` (in parallel), timing each.
+fn extract_all(
+    samples: &[Sample],
+    extractor: &dyn Extractor,
+    dpi: u16,
+) -> Result<Vec<(Option<FingerTemplate>, f64)>> {
+    samples
         .par_iter()
         .map(|s| -> Result<(Option<FingerTemplate>, f64)> {
             let (w, h, px) = load_gray(&s.path)?;
@@ -236,11 +238,50 @@ pub fn evaluate_database(
             }
             Ok((t.ok(), ms))
         })
-        .collect::<Result<_>>()?;
-    let matchers: Vec<Option<Matcher>> = extracted
+        .collect()
+}
+
+/// As [`evaluate_database`], but with `probe` (when given) extracting the
+/// probe side of every comparison: in each pair the earlier image (in
+/// `NNN_M` order) is enrolled with `gallery`, the later one verified with
+/// `probe` (e.g. careful enrolment with a slow extractor, fast
+/// verification with another). Extraction figures are the gallery
+/// extractor's; a failure to enrol counts on either side.
+pub fn evaluate_database_cross(
+    dir: &Path,
+    gallery: &dyn Extractor,
+    probe: Option<&dyn Extractor>,
+    dpi: u16,
+) -> Result<DatabaseReport> {
+    let samples = list_samples(dir)?;
+    if samples.is_empty() {
+        return Err(FingerError::Dataset {
+            path: dir.to_path_buf(),
+            message: "no NNN_M.(tif|png|bmp) images".into(),
+        });
+    }
+    let extracted = extract_all(&samples, gallery, dpi)?;
+    let probed = match probe {
+        Some(p) => Some(extract_all(&samples, p, dpi)?),
+        None => None,
+    };
+    let gallery_side: Vec<Option<Matcher>> = extracted
         .iter()
         .map(|(t, _)| t.as_ref().map(Matcher::new))
         .collect();
+    let probe_side: Option<Vec<Option<Matcher>>> = probed.as_ref().map(|p| {
+        p.iter()
+            .map(|(t, _)| t.as_ref().map(Matcher::new))
+            .collect()
+    });
+    // Same extractor: image a is the probe, as always; cross: the later
+    // image b is the probe (extracted by `probe`), a the enrolled one.
+    let pair = |a: usize, b: usize| -> Option<(&Matcher, &SearchTemplate)> {
+        match &probe_side {
+            None => Some((gallery_side[a].as_ref()?, gallery_side[b].as_ref()?.probe())),
+            Some(p) => Some((p[b].as_ref()?, gallery_side[a].as_ref()?.probe())),
+        }
+    };
     let mut genuine_pairs = Vec::new();
     let mut standard_pairs = Vec::new();
     let mut extended_pairs = Vec::new();
@@ -261,10 +302,10 @@ pub fn evaluate_database(
     let score_all = |pairs: &[(usize, usize)]| -> Vec<(f32, f64)> {
         pairs
             .par_iter()
-            .map(|&(a, b)| match (&matchers[a], &matchers[b]) {
-                (Some(ma), Some(mb)) => {
+            .map(|&(a, b)| match pair(a, b) {
+                Some((m, candidate)) => {
                     let t0 = Instant::now();
-                    let s = ma.score(mb.probe());
+                    let s = m.score(candidate);
                     (s, t0.elapsed().as_secs_f64() * 1e6)
                 }
                 _ => (0.0, 0.0),
@@ -284,12 +325,23 @@ pub fn evaluate_database(
     let mut ms: Vec<f64> = extracted.iter().map(|x| x.1).collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     let enrolled: Vec<&FingerTemplate> = extracted.iter().filter_map(|x| x.0.as_ref()).collect();
+    let failures = match &probed {
+        Some(p) => extracted
+            .iter()
+            .zip(p)
+            .filter(|(g, p)| g.0.is_none() || p.0.is_none())
+            .count(),
+        None => samples.len() - enrolled.len(),
+    };
     let g = only(&genuine);
     Ok(DatabaseReport {
         name: dir.display().to_string(),
         images: samples.len(),
-        failures_to_enrol: samples.len() - enrolled.len(),
-        extractor: extractor.name().to_string(),
+        failures_to_enrol: failures,
+        extractor: match probe {
+            Some(p) => format!("{}>{}", gallery.name(), p.name()),
+            None => gallery.name().to_string(),
+        },
         extract_ms_mean: ms.iter().sum::<f64>() / ms.len() as f64,
         extract_ms_median: ms[ms.len() / 2],
         minutiae_mean: enrolled
@@ -309,6 +361,16 @@ pub fn evaluate_database(
 /// Evaluates `root` if it holds images itself, else every folder below it
 /// (up to three levels) that does; databases are reported in path order.
 pub fn evaluate_tree(root: &Path, extractor: &dyn Extractor, dpi: u16) -> Result<FvcReport> {
+    evaluate_tree_cross(root, extractor, None, dpi)
+}
+
+/// [`evaluate_tree`] with [`evaluate_database_cross`] per database.
+pub fn evaluate_tree_cross(
+    root: &Path,
+    gallery: &dyn Extractor,
+    probe: Option<&dyn Extractor>,
+    dpi: u16,
+) -> Result<FvcReport> {
     let mut dirs = Vec::new();
     collect_dirs(root, 0, &mut dirs)?;
     if dirs.is_empty() {
@@ -320,7 +382,7 @@ pub fn evaluate_tree(root: &Path, extractor: &dyn Extractor, dpi: u16) -> Result
     dirs.sort();
     let mut databases = Vec::new();
     for d in &dirs {
-        let mut r = evaluate_database(d, extractor, dpi)?;
+        let mut r = evaluate_database_cross(d, gallery, probe, dpi)?;
         r.name = d
             .strip_prefix(root)
             .ok()

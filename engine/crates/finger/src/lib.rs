@@ -3,8 +3,9 @@
 //!
 //! Roles:
 //! - [`Extractor`] turns an [`ImageView`] into a [`FingerTemplate`];
-//!   [`ClassicalExtractor`] is the pure-Rust pipeline (the LEADER ONNX
-//!   extractor plugs into the same trait). All constants: [`params`].
+//!   [`ClassicalExtractor`] is the pure-Rust pipeline; the engine's LEADER
+//!   ONNX extractor plugs into the same trait and shares its quality gates
+//!   through [`prepare`]. All constants: [`params`].
 //! - [`FingerTemplate`] is our versioned binary template
 //!   ([`FingerTemplate::to_bytes`] / [`FingerTemplate::from_bytes`]);
 //!   [`FingerRecord`] reads and writes ISO/IEC 19794-2:2005 and
@@ -35,7 +36,7 @@ mod standard;
 mod template;
 
 pub use error::{FingerError, Result};
-pub use extract::{ClassicalExtractor, Extractor, ImageView};
+pub use extract::{prepare, ClassicalExtractor, Extractor, ImageView, PreparedImage};
 pub use mcc::{Matcher, SearchTemplate, CYLINDER_BITS, CYLINDER_WORDS};
 pub use search::{fuse_scores, Gallery, GalleryEntry, Hit, SearchOptions, SubjectHit};
 pub use standard::{FingerPosition, FingerRecord, FingerView, Standard};
