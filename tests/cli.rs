@@ -172,3 +172,35 @@ fn eval_fvc_writes_a_report_folder_per_database() {
     assert!(eer > 0.0 && eer < 0.05, "FVC2002 DB1 EER {eer}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn bench_finger_reports_speed_and_the_cost_of_pre_selection() {
+    let json =
+        std::env::temp_dir().join(format!("sinhtrac-bench-finger-{}.json", std::process::id()));
+    let run = sinhtrac()
+        .args(["bench", "finger", "--n", "2000", "--queries", "4", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert!(r["templates"].as_u64().unwrap() >= 390, "{r}");
+    let speed = r["speed"].as_array().unwrap();
+    assert_eq!(speed.len(), 4);
+    assert!(speed
+        .iter()
+        .all(|s| s["comparisons_per_s"].as_f64().unwrap() > 0.0));
+    // Leave-one-out rank-1 over real FVC templates: exhaustive MCC finds the mate for most probes,
+    // and a 10% shortlist keeps nearly all of that.
+    let exhaustive = r["exhaustive_rank1"].as_f64().unwrap();
+    assert!(exhaustive > 0.9, "exhaustive rank-1 {exhaustive}");
+    let ten = r["recall"].as_array().unwrap().last().unwrap()["rank1"]
+        .as_f64()
+        .unwrap();
+    assert!(ten > exhaustive - 0.03, "10% shortlist rank-1 {ten}");
+}

@@ -19,6 +19,8 @@ pub enum BenchCommand {
     Face(FaceBenchArgs),
     /// 1:N index: our flat SIMD scans (f32, f16, int8) against FAISS on the same vectors, in one run.
     Index(IndexBenchArgs),
+    /// Fingerprint 1:N: MCC comparisons per second with and without pre-selection, and its recall cost.
+    Finger(super::bench_finger::FingerBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +323,10 @@ fn run_index(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
 pub fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Index(args) => run_index(args),
+        BenchCommand::Finger(args) => {
+            super::bench_finger::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Face(args) => {
             let lfw = args.data.clone().unwrap_or_else(|| default_dataset("lfw"));
             let paths = bench_images(&lfw, args.n)?;

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch: one module per command group.
 
 mod bench;
+mod bench_finger;
 mod calibrate;
 mod client;
 mod demo;
