@@ -161,18 +161,21 @@ impl Client {
 fn image(path: &Path) -> proto::Biometric {
     proto::Biometric {
         source: Some(Source::FaceImage(proto::Image { data: read(path) })),
+        ..Default::default()
     }
 }
 
 fn bytes(data: Vec<u8>) -> proto::Biometric {
     proto::Biometric {
         source: Some(Source::FaceImage(proto::Image { data })),
+        ..Default::default()
     }
 }
 
 fn template(data: Vec<u8>) -> proto::Biometric {
     proto::Biometric {
         source: Some(Source::Template(data)),
+        ..Default::default()
     }
 }
 
@@ -183,6 +186,7 @@ fn finger_bytes(data: Vec<u8>, position: u32) -> proto::Biometric {
             position,
             dpi: 500,
         })),
+        ..Default::default()
     }
 }
 
@@ -1165,6 +1169,10 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         [proto::Modality::Face as i32, proto::Modality::Finger as i32]
     );
     let finger_info = &enrolled.templates[1];
+    let finger_template_of_101 = proto::Biometric {
+        finger_position: RIGHT_INDEX,
+        ..template(finger_info.template.clone())
+    };
     assert_eq!(finger_info.model_id, "finger-classical");
     let q = finger_info.quality.unwrap();
     assert!(q.minutiae >= 12 && q.finger_quality > 0.0, "{q:?}");
@@ -1259,13 +1267,43 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         .into_inner();
     assert!(mixed.decision.unwrap().score < d.score);
     let r = c.req(proto::VerifyRequest {
-        additional_probes: vec![finger(101, 3, 0), finger(101, 4, 0)],
+        additional_probes: vec![finger(101, 3, RIGHT_INDEX), finger(101, 4, RIGHT_INDEX)],
         ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3)))
     });
     assert_status(
         c.inner.verify(r).await,
         Code::FailedPrecondition,
         "MODEL_UNCALIBRATED",
+    );
+    // One face at most (a best-of-several-faces would exceed the stated FMR and dodge liveness).
+    let r = c.req(proto::VerifyRequest {
+        additional_probes: vec![image(&lfw("Aaron_Peirsol", 4))],
+        ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3)))
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    // Liveness runs on the face wherever it is among the probes; a finger template has none.
+    let r = c.req(proto::VerifyRequest {
+        check_liveness: true,
+        additional_probes: vec![image(&lfw("Aaron_Peirsol", 3))],
+        ..verify_req("PENSION-101", finger(101, 3, RIGHT_INDEX))
+    });
+    let live = c.inner.verify(r).await.unwrap().into_inner();
+    assert!(
+        live.liveness.is_some() && live.decision.is_some(),
+        "{live:?}"
+    );
+    let r = c.req(proto::VerifyRequest {
+        check_liveness: true,
+        ..verify_req("PENSION-101", finger_template_of_101.clone())
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::InvalidArgument,
+        "MODALITY_UNSUPPORTED",
     );
 
     // 1:N: a fresh impression of finger 103 finds its subject first; an unknown finger finds no one.
@@ -1293,7 +1331,11 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
     });
     let cmp = c.inner.compare(r).await.unwrap().into_inner();
     assert!(cmp.decision.unwrap().r#match);
-    let r = c.req(verify_req("PENSION-104", template(cmp.template_a.clone())));
+    let finger_template = |position| proto::Biometric {
+        finger_position: position,
+        ..template(cmp.template_a.clone())
+    };
+    let r = c.req(verify_req("PENSION-104", finger_template(RIGHT_INDEX)));
     let d = c
         .inner
         .verify(r)
@@ -1303,13 +1345,44 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         .decision
         .unwrap();
     assert!(d.r#match, "{d:?}");
+    // 1:1 needs the position: best-of-all-fingers would multiply the false-match rate.
+    let r = c.req(verify_req("PENSION-104", finger_template(0)));
+    assert_status(
+        c.inner.verify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    let r = c.req(proto::CompareRequest {
+        a: Some(finger(104, 2, 2)),
+        b: Some(finger(104, 5, 7)),
+        ..Default::default()
+    });
+    assert_status(
+        c.inner.compare(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
 
-    // A second enrolment of finger 102 under another id is refused as a duplicate identity.
+    // A second enrolment of finger 102 under another id is flagged for review (fingerprint matches
+    // never refuse an enrolment on their own); then removed again.
     let r = c.req(enroll_req("PENSION-999", vec![finger(102, 6, RIGHT_INDEX)]));
+    let flagged = c.inner.enroll(r).await.unwrap().into_inner();
+    let dup = &flagged.possible_duplicates[0];
+    assert_eq!(
+        (dup.subject_id.as_str(), dup.modality, dup.rank),
+        ("PENSION-102", proto::Modality::Finger as i32, 1)
+    );
+    let r = c.req(proto::DeleteSubjectRequest {
+        subject_id: "PENSION-999".into(),
+        ..Default::default()
+    });
+    c.inner.delete_subject(r).await.unwrap();
+    // A fingerprint without its position cannot be enrolled.
+    let r = c.req(enroll_req("PENSION-998", vec![finger(109, 1, 0)]));
     assert_status(
         c.inner.enroll(r).await,
-        Code::AlreadyExists,
-        "DUPLICATE_IDENTITY",
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
     );
 
     // Bad fingerprint input: typed statuses, gallery unchanged.

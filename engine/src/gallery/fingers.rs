@@ -114,9 +114,11 @@ impl FingerIndex {
         t.gallery
             .search(probe, position, &opts)
             .into_iter()
-            .map(|h: Hit| KeyedHit {
-                key: TemplateKey(t.key_of[h.entry] as i64),
-                score: h.score,
+            .filter_map(|h: Hit| {
+                t.key_of.get(h.entry).map(|&key| KeyedHit {
+                    key: TemplateKey(key as i64),
+                    score: h.score,
+                })
             })
             .collect()
     }

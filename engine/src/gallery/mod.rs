@@ -544,9 +544,11 @@ impl Gallery {
             if t.modality != sinhtrac_store::Modality::Face || t.model_id != self.space.model_id {
                 continue;
             }
-            let tpl = self.space.accept(&t.data)?;
-            if let Some(v) = tpl.vector() {
-                out.push(v.to_vec());
+            // A stored row that no longer decodes is the server's fault, not the caller's: skip it
+            // loudly, as the index load does.
+            match self.space.accept(&t.data) {
+                Ok(tpl) => out.extend(tpl.vector().map(<[f32]>::to_vec)),
+                Err(e) => tracing::error!(subject_id, error = %e, "stored face template unusable"),
             }
         }
         Ok(out)
@@ -581,7 +583,12 @@ impl Gallery {
                 .finger_position
                 .and_then(|p| FingerPosition::new(p).ok())
                 .unwrap_or(FingerPosition::UNKNOWN);
-            out.push((position, space.accept(&t.data)?));
+            match space.accept(&t.data) {
+                Ok(m) => out.push((position, m)),
+                Err(e) => {
+                    tracing::error!(subject_id, error = %e, "stored finger template unusable")
+                }
+            }
         }
         Ok(out)
     }

@@ -62,8 +62,8 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Client> {
 }
 
 /// A request biometric from a command-line argument: a face image, a template file (`STPL` bytes),
-/// or a fingerprint image written `finger:POSITION:PATH` (ISO/IEC 19794-2 position 0-10, 500 dpi),
-/// e.g. `finger:2:101_1.tif` for a right index finger.
+/// or a fingerprint image or finger template written `finger:POSITION:PATH` (ISO/IEC 19794-2
+/// position 0-10, 500 dpi), e.g. `finger:2:101_1.tif` for a right index finger.
 pub fn biometric(arg: &Path) -> anyhow::Result<proto::Biometric> {
     let text = arg.to_string_lossy();
     let finger = text.strip_prefix("finger:").map(|rest| {
@@ -76,17 +76,25 @@ pub fn biometric(arg: &Path) -> anyhow::Result<proto::Biometric> {
     };
     let data =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let source = match finger {
-        Some((position, _)) => Source::FingerImage(proto::FingerImage {
+    let is_finger = finger.is_some();
+    let position = match finger {
+        Some((position, _)) => {
+            position.map_err(|e| anyhow::anyhow!("finger position in {text}: {e}"))?
+        }
+        None => 0,
+    };
+    let source = match (is_finger, data.starts_with(b"STPL")) {
+        (_, true) => Source::Template(data),
+        (true, false) => Source::FingerImage(proto::FingerImage {
             data,
-            position: position.map_err(|e| anyhow::anyhow!("finger position in {text}: {e}"))?,
+            position,
             dpi: 500,
         }),
-        None if data.starts_with(b"STPL") => Source::Template(data),
-        None => Source::FaceImage(proto::Image { data }),
+        (false, false) => Source::FaceImage(proto::Image { data }),
     };
     Ok(proto::Biometric {
         source: Some(source),
+        finger_position: position,
     })
 }
 

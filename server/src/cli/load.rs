@@ -125,6 +125,7 @@ async fn prepare(args: &LoadArgs, image: &std::path::Path) -> anyhow::Result<pro
                 .into_inner();
             Ok(proto::Biometric {
                 source: Some(proto::biometric::Source::Template(r.template_a)),
+                ..Default::default()
             })
         }
         _ => Ok(probe),

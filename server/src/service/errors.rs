@@ -51,7 +51,8 @@ pub fn reason_of(s: &Status) -> Option<String> {
         .map(str::to_string)
 }
 
-fn internal(detail: &dyn std::fmt::Display) -> Status {
+/// A server-side fault: logged with its detail, sent as INTERNAL without it.
+pub fn internal(detail: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %detail, "internal error");
     status(
         Code::Internal,

@@ -132,6 +132,22 @@ impl Scorer {
             Captured::Finger { .. } => Scorer::Finger,
         }
     }
+
+    /// The API's name of the modality.
+    fn modality(self) -> proto::Modality {
+        match self {
+            Scorer::Face => proto::Modality::Face,
+            Scorer::Finger => proto::Modality::Finger,
+        }
+    }
+
+    /// The model whose scores (and templates) these are.
+    fn model_id(self, s: &Shared) -> String {
+        match self {
+            Scorer::Face => s.gallery.space().model_id.clone(),
+            Scorer::Finger => s.fingers.space().model_id.clone(),
+        }
+    }
 }
 
 /// The decision on `score` at the requested FMR (0 = the configured one for that modality), from that
@@ -143,28 +159,15 @@ fn decide_at(
     score: f32,
     requested: f64,
 ) -> Result<sinhtrac_engine::decision::Decision, Status> {
-    if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
-        return Err(errors::invalid(
-            "target_fmr must be in (0, 1), or 0 for the default",
-        ));
-    }
     let cal = &s.engine.calibrations;
     let decided = match scorer {
         Scorer::Face => {
-            let fmr = if requested == 0.0 {
-                s.config.target_fmr
-            } else {
-                requested
-            };
+            let fmr = target_fmr(requested, s.config.target_fmr)?;
             let e = &s.engine.embedder;
             cal.decide(e.model_id(), e.model_sha256_hex(), score, fmr)
         }
         Scorer::Finger => {
-            let fmr = if requested == 0.0 {
-                s.config.finger_target_fmr
-            } else {
-                requested
-            };
+            let fmr = target_fmr(requested, s.config.finger_target_fmr)?;
             let space = s.fingers.space();
             cal.decide(&space.model_id, &space.sha256_hex(), score, fmr)
         }
@@ -175,6 +178,19 @@ fn decide_at(
             Err(errors::invalid(format!("target_fmr {requested}: {e}")))
         }
         Err(e) => Err(errors::model(e)),
+    }
+}
+
+/// The FMR a decision is made at: the requested one (validated), or the configured default when 0.
+fn target_fmr(requested: f64, default: f64) -> Result<f64, Status> {
+    if requested == 0.0 {
+        Ok(default)
+    } else if requested > 0.0 && requested < 1.0 {
+        Ok(requested)
+    } else {
+        Err(errors::invalid(
+            "target_fmr must be in (0, 1), or 0 for the default",
+        ))
     }
 }
 
@@ -228,27 +244,24 @@ fn score_against_subject(
             .reduce(f32::max)
             .ok_or_else(|| no_template("face")),
         Captured::Finger { minutiae, position } => {
+            require_position(*position, "a fingerprint verification")?;
             let enrolled = s
                 .gallery
                 .subject_fingers(tenant, subject_id)
                 .map_err(errors::gallery)?;
-            best_finger_score(&Matcher::new(minutiae), *position, &enrolled)
+            finger_score_at(&Matcher::new(minutiae), *position, &enrolled)
                 .ok_or_else(|| no_template("fingerprint (at this position)"))
         }
     }
 }
 
-/// The fused decision over several probes' scores (faces: the best counts once; fingers: each).
+/// The fused decision over several probes' scores (at most one face; each finger counts).
 fn fused_decision(
     s: &Shared,
     scored: &[(Scorer, f32)],
     requested: f64,
 ) -> Result<proto::Decision, Status> {
-    if requested != 0.0 && !(requested > 0.0 && requested < 1.0) {
-        return Err(errors::invalid(
-            "target_fmr must be in (0, 1), or 0 for the default",
-        ));
-    }
+    let fmr = target_fmr(requested, s.config.target_fmr)?;
     let model = s.fusion.as_ref().ok_or_else(|| {
         status(
             Code::FailedPrecondition,
@@ -258,26 +271,24 @@ fn fused_decision(
     })?;
     let face = scored
         .iter()
-        .filter(|(k, _)| *k == Scorer::Face)
-        .map(|(_, v)| *v)
-        .reduce(f32::max);
+        .find(|(k, _)| *k == Scorer::Face)
+        .map(|(_, v)| *v);
     let fingers: Vec<f32> = scored
         .iter()
         .filter(|(k, _)| *k == Scorer::Finger)
         .map(|(_, v)| *v)
         .collect();
-    let fmr = if requested == 0.0 {
-        s.config.target_fmr
-    } else {
-        requested
-    };
     let d = model.decide(face, &fingers, fmr).map_err(|e| match e {
+        // A point the caller asked for is their error; the configured one missing is the server's.
+        FusionError::NotCalibrated { .. } if requested != 0.0 => {
+            errors::invalid(format!("target_fmr {requested}: {e}"))
+        }
         FusionError::NotCalibrated { .. } => status(
             Code::FailedPrecondition,
             Reason::ModelUncalibrated,
             e.to_string(),
         ),
-        other => status(Code::Internal, Reason::InternalError, other.to_string()),
+        other => errors::internal(&other),
     })?;
     Ok(proto::Decision {
         score: d.score as f32,
@@ -289,20 +300,29 @@ fn fused_decision(
     })
 }
 
-/// Best MCC score of a probe finger against enrolled fingers; gallery fingers at another known
-/// position than the probe's are not compared.
-fn best_finger_score(
+/// MCC score of a probe finger against the subject's finger at the same position (`None` when it has
+/// none there). Only one finger is compared: the best of ten would multiply the false-match rate.
+fn finger_score_at(
     probe: &Matcher,
     position: FingerPosition,
     enrolled: &[(FingerPosition, sinhtrac_finger::FingerTemplate)],
 ) -> Option<f32> {
     enrolled
         .iter()
-        .filter(|(p, _)| {
-            position == FingerPosition::UNKNOWN || *p == FingerPosition::UNKNOWN || *p == position
-        })
+        .filter(|(p, _)| *p == position)
         .map(|(_, t)| probe.score_template(t))
         .reduce(f32::max)
+}
+
+/// 1:1 and enrolment need a known finger position (ISO/IEC 19794-2 code 1-10).
+fn require_position(position: FingerPosition, what: &str) -> Result<(), Status> {
+    if position == FingerPosition::UNKNOWN {
+        return Err(errors::invalid(format!(
+            "{what} needs the finger position (1-10): comparing with every enrolled finger would \
+             multiply the false-match rate by their number"
+        )));
+    }
+    Ok(())
 }
 
 /// The audited fields of a 1:1 decision.
@@ -312,6 +332,8 @@ fn audit_decision(
     liveness: Option<&proto::Liveness>,
 ) {
     if let Some(d) = d {
+        // The model whose calibration decided (face, finger pipeline or fusion model).
+        audit.model_ids = vec![d.model_id.clone()];
         audit.score = Some(d.score);
         audit.threshold = Some(d.threshold);
         audit.target_fmr = Some(d.target_fmr);
@@ -452,7 +474,11 @@ fn enroll_one(
     let mut probes: Vec<Probe> = Vec::with_capacity(req.biometrics.len());
     for b in &req.biometrics {
         cancel.check()?;
-        probes.push(probe::extract(s, Some(b), opts, cancel)?);
+        let p = probe::extract(s, Some(b), opts, cancel)?;
+        if let Captured::Finger { position, .. } = &p.captured {
+            require_position(*position, "an enrolled fingerprint")?;
+        }
+        probes.push(p);
     }
     let policy = match req.duplicate_policy() {
         proto::DuplicatePolicy::Unspecified => s.config.duplicate_policy,
@@ -461,6 +487,9 @@ fn enroll_one(
         proto::DuplicatePolicy::Allow => DuplicatePolicy::Allow,
     };
     let mut duplicates = Vec::new();
+    // Faces decide a REJECT; fingerprint matches are only flagged for review: the finger calibration's
+    // strictest point (FMR 1e-3 per comparison) would refuse genuine newcomers in a large gallery.
+    let mut face_duplicate = false;
     if policy != DuplicatePolicy::Allow {
         cancel.check()?;
         let t0 = Instant::now();
@@ -479,44 +508,57 @@ fn enroll_one(
                 ),
             }
             .map_err(errors::gallery)?;
+            let scorer = Scorer::of(p);
             for c in found {
                 // Re-enrolling (replace) the same subject is not a duplicate of itself.
-                if c.subject_id != req.subject_id
-                    && !duplicates
-                        .iter()
-                        .any(|d: &proto::Candidate| d.subject_id == c.subject_id)
-                {
+                if c.subject_id == req.subject_id {
+                    continue;
+                }
+                face_duplicate |= scorer == Scorer::Face;
+                if !duplicates.iter().any(|d: &proto::Candidate| {
+                    d.subject_id == c.subject_id && d.modality == scorer.modality() as i32
+                }) {
                     duplicates.push(proto::Candidate {
                         subject_id: c.subject_id,
                         score: c.score,
                         rank: 0,
+                        modality: scorer.modality() as i32,
                     });
                 }
             }
         }
         s.metrics.stage("search", t0.elapsed().as_secs_f64());
-        duplicates.sort_by(|a, b| b.score.total_cmp(&a.score));
-        for (i, d) in duplicates.iter_mut().enumerate() {
-            d.rank = i as u32 + 1;
+        // Ranked within each modality (face and MCC scores are not on one scale), faces first.
+        duplicates.sort_by(|a, b| {
+            a.modality
+                .cmp(&b.modality)
+                .then(b.score.total_cmp(&a.score))
+        });
+        let mut rank = (0, 0);
+        for d in duplicates.iter_mut() {
+            rank = if d.modality == rank.0 {
+                (rank.0, rank.1 + 1)
+            } else {
+                (d.modality, 1)
+            };
+            d.rank = rank.1;
         }
-        if policy == DuplicatePolicy::Reject && !duplicates.is_empty() {
+        if policy == DuplicatePolicy::Reject && face_duplicate {
             return Err(status(
                 Code::AlreadyExists,
                 Reason::DuplicateIdentity,
                 format!(
-                    "the biometric matches {} enrolled subject(s) at the configured false-match rate",
-                    duplicates.len()
+                    "the face matches {} enrolled subject(s) at the configured false-match rate",
+                    duplicates
+                        .iter()
+                        .filter(|d| d.modality == proto::Modality::Face as i32)
+                        .count()
                 ),
             ));
         }
     }
     cancel.check()?;
-    let face_model = &s.gallery.space().model_id;
-    let finger_model = &s.fingers.space().model_id;
-    let model_of = |p: &Probe| match p.captured {
-        Captured::Face(_) => face_model.clone(),
-        Captured::Finger { .. } => finger_model.clone(),
-    };
+    let model_of = |p: &Probe| Scorer::of(p).model_id(s);
     let subject = NewSubject {
         subject_id: req.subject_id.clone(),
         metadata: req.metadata.clone().into_iter().collect(),
@@ -680,51 +722,63 @@ impl Biometrics for BiometricsService {
                         "at most {MAX_VERIFY_PROBES} probes per verification"
                     )));
                 }
-                let opts = ProbeOptions {
-                    enrolment: false,
-                    liveness: r.check_liveness,
+                let bios: Vec<Option<&proto::Biometric>> = std::iter::once(r.probe.as_ref())
+                    .chain(r.additional_probes.iter().map(Some))
+                    .collect();
+                let is_face_image = |b: &Option<&proto::Biometric>| {
+                    matches!(
+                        b.and_then(|b| b.source.as_ref()),
+                        Some(proto::biometric::Source::FaceImage(_))
+                    )
                 };
-                let p = probe::extract(s, r.probe.as_ref(), opts, c)?;
-                let score = score_against_subject(s, &tenant, &r.subject_id, &p)?;
-                if r.additional_probes.is_empty() {
-                    let d = decision(s, Scorer::of(&p), score, r.target_fmr)?;
-                    return Ok(proto::VerifyResponse {
-                        decision: Some(d),
-                        probe_quality: Some(p.quality),
-                        liveness: p.liveness,
-                        request_id: String::new(),
-                        probe_scores: Vec::new(),
-                    });
-                }
-                let mut scored = vec![(Scorer::of(&p), score)];
-                for extra in &r.additional_probes {
-                    c.check()?;
-                    let q = probe::extract(s, Some(extra), ProbeOptions::default(), c)?;
-                    scored.push((
-                        Scorer::of(&q),
-                        score_against_subject(s, &tenant, &r.subject_id, &q)?,
+                if r.check_liveness && !bios.iter().any(is_face_image) {
+                    return Err(status(
+                        Code::InvalidArgument,
+                        Reason::ModalityUnsupported,
+                        "liveness is checked on a face image, and none was sent",
                     ));
                 }
-                let d = fused_decision(s, &scored, r.target_fmr)?;
-                let probe_scores = scored
-                    .iter()
-                    .map(|(k, v)| match k {
-                        Scorer::Face => proto::ProbeScore {
-                            modality: proto::Modality::Face as i32,
+                let mut probes = Vec::with_capacity(bios.len());
+                let mut scored = Vec::with_capacity(bios.len());
+                for b in &bios {
+                    c.check()?;
+                    let opts = ProbeOptions {
+                        enrolment: false,
+                        liveness: r.check_liveness && is_face_image(b),
+                    };
+                    let p = probe::extract(s, *b, opts, c)?;
+                    scored.push((
+                        Scorer::of(&p),
+                        score_against_subject(s, &tenant, &r.subject_id, &p)?,
+                    ));
+                    probes.push(p);
+                }
+                // One face at most: the best of several faces against a one-comparison threshold
+                // would let through more impostors than the stated FMR (and several captures are
+                // a way around liveness).
+                if scored.iter().filter(|(k, _)| *k == Scorer::Face).count() > 1 {
+                    return Err(errors::invalid("at most one face probe per verification"));
+                }
+                let liveness = probes.iter_mut().find_map(|p| p.liveness.take());
+                let primary = probes.swap_remove(0);
+                let (d, probe_scores) = if scored.len() == 1 {
+                    let (scorer, score) = scored[0];
+                    (decision(s, scorer, score, r.target_fmr)?, Vec::new())
+                } else {
+                    let scores = scored
+                        .iter()
+                        .map(|(k, v)| proto::ProbeScore {
+                            modality: k.modality() as i32,
                             score: *v,
-                            model_id: s.gallery.space().model_id.clone(),
-                        },
-                        Scorer::Finger => proto::ProbeScore {
-                            modality: proto::Modality::Finger as i32,
-                            score: *v,
-                            model_id: s.fingers.space().model_id.clone(),
-                        },
-                    })
-                    .collect();
+                            model_id: k.model_id(s),
+                        })
+                        .collect();
+                    (fused_decision(s, &scored, r.target_fmr)?, scores)
+                };
                 Ok(proto::VerifyResponse {
                     decision: Some(d),
-                    probe_quality: Some(p.quality),
-                    liveness: p.liveness,
+                    probe_quality: Some(primary.quality),
+                    liveness,
                     request_id: String::new(),
                     probe_scores,
                 })
@@ -765,9 +819,25 @@ impl Biometrics for BiometricsService {
                 let score = match (&a.captured, &b.captured) {
                     (Captured::Face(va), Captured::Face(vb)) => dot(va, vb),
                     (
-                        Captured::Finger { minutiae: ma, .. },
-                        Captured::Finger { minutiae: mb, .. },
-                    ) => s.fingers.compare(ma, mb),
+                        Captured::Finger {
+                            minutiae: ma,
+                            position: pa,
+                        },
+                        Captured::Finger {
+                            minutiae: mb,
+                            position: pb,
+                        },
+                    ) => {
+                        if *pa != FingerPosition::UNKNOWN
+                            && *pb != FingerPosition::UNKNOWN
+                            && pa != pb
+                        {
+                            return Err(errors::invalid(
+                                "a and b are fingerprints of different finger positions",
+                            ));
+                        }
+                        s.fingers.compare(ma, mb)
+                    }
                     _ => {
                         return Err(status(
                             Code::InvalidArgument,
@@ -885,16 +955,11 @@ impl Biometrics for BiometricsService {
                 }
                 (None, Captured::Finger { .. }) => Vec::new(),
             };
-            let (model_id, gallery_size) = match scorer {
-                Scorer::Face => (
-                    self.s.gallery.space().model_id.clone(),
-                    self.s.gallery.indexed_for(&tenant),
-                ),
-                Scorer::Finger => (
-                    self.s.fingers.space().model_id.clone(),
-                    self.s.gallery.indexed_fingers_for(&tenant),
-                ),
+            let gallery_size = match scorer {
+                Scorer::Face => self.s.gallery.indexed_for(&tenant),
+                Scorer::Finger => self.s.gallery.indexed_fingers_for(&tenant),
             };
+            call.audit.model_ids = vec![scorer.model_id(&self.s)];
             Ok(proto::IdentifyResponse {
                 candidates: found
                     .into_iter()
@@ -903,11 +968,12 @@ impl Biometrics for BiometricsService {
                         subject_id: c.subject_id,
                         score: c.score,
                         rank: i as u32 + 1,
+                        modality: scorer.modality() as i32,
                     })
                     .collect(),
                 threshold,
                 target_fmr: fmr,
-                model_id,
+                model_id: scorer.model_id(&self.s),
                 gallery_size: gallery_size as u64,
                 probe_quality: Some(p.quality),
                 request_id: String::new(),
@@ -942,6 +1008,7 @@ impl Biometrics for BiometricsService {
                     .ok_or_else(|| errors::invalid("an image is required"))?;
                 let bio = proto::Biometric {
                     source: Some(proto::biometric::Source::FaceImage(image)),
+                    ..Default::default()
                 };
                 let p = probe::extract(
                     s,
@@ -1021,12 +1088,7 @@ impl Biometrics for BiometricsService {
                         .templates
                         .iter()
                         .map(|t| {
-                            let quality = s
-                                .gallery
-                                .space()
-                                .accept(&t.data)
-                                .ok()
-                                .map(|tpl| probe::quality_of_summary(&tpl.quality));
+                            let quality = probe::stored_quality(s, &t.data);
                             proto::TemplateInfo {
                                 modality: match t.modality {
                                     sinhtrac_store::Modality::Face => proto::Modality::Face,

@@ -68,7 +68,7 @@ pub async fn serve(
         .decide(0.0, Some(config.target_fmr))
         .context("the embedder has no calibration for the configured target_fmr")?;
     let fingers = FingerEngine::classical();
-    let fusion = load_fusion(&engine, &fingers);
+    let fusion = load_fusion(&engine, &fingers)?;
     let finger_space = fingers.space().clone();
     engine
         .calibrations
@@ -259,21 +259,21 @@ pub async fn shutdown_signal() {
 /// The installed fusion model for the served face model and fingerprint pipeline, if any. A model
 /// learned on other pipelines' scores would misjudge these: it is not used (fused Verify then answers
 /// MODEL_UNCALIBRATED) and the log says why.
-fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> Option<FusionModel> {
+fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> anyhow::Result<Option<FusionModel>> {
     let path = FusionModel::default_path();
-    let model = match FusionModel::load(&path) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "no fusion model: fused verification disabled");
-            return None;
-        }
-    };
+    if !path.is_file() {
+        tracing::warn!(path = %path.display(), "no fusion model: fused verification disabled");
+        return Ok(None);
+    }
+    // A fusion file that is there but does not verify is refused, as a bad calibration file is.
+    let model =
+        FusionModel::load(&path).with_context(|| format!("fusion model {}", path.display()))?;
     let p = &model.provenance;
     let face_ok = p.face_model_id == engine.embedder.model_id()
         && p.face_model_sha256 == engine.embedder.model_sha256_hex();
     let finger_ok = format!("finger-{}", p.finger_extractor) == fingers.space().model_id;
     if face_ok && finger_ok {
-        Some(model)
+        Ok(Some(model))
     } else {
         tracing::warn!(
             path = %path.display(),
@@ -281,6 +281,6 @@ fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> Option<FusionMode
             finger = %p.finger_extractor,
             "fusion model is for other pipelines: fused verification disabled"
         );
-        None
+        Ok(None)
     }
 }

@@ -49,15 +49,6 @@ impl Probe {
             Captured::Finger { .. } => proto::Modality::Finger,
         }
     }
-
-    /// The face vector, or INVALID_ARGUMENT/INVALID_REQUEST when the probe is a fingerprint where a
-    /// face is needed.
-    pub fn face(&self, what: &str) -> Result<&[f32], Status> {
-        match &self.captured {
-            Captured::Face(v) => Ok(v),
-            Captured::Finger { .. } => Err(errors::invalid(format!("{what} needs a face"))),
-        }
-    }
 }
 
 /// Options for one extraction.
@@ -96,6 +87,22 @@ fn finger_quality(m: &FingerTemplate, overall: f32) -> proto::Quality {
         minutiae: m.minutiae.len() as u32,
         finger_quality: overall,
         ..proto::Quality::default()
+    }
+}
+
+/// The quality recorded in a stored template of the served face or finger space (`None` for a row
+/// that no longer decodes or belongs to another model).
+pub fn stored_quality(s: &Shared, bytes: &[u8]) -> Option<proto::Quality> {
+    let t = Template::decode(bytes).ok()?;
+    match t.modality {
+        Modality::Finger => {
+            let minutiae = s.fingers.space().minutiae_of(&t).ok()?;
+            Some(finger_quality(&minutiae, t.quality.overall))
+        }
+        Modality::Face => {
+            s.gallery.space().check(&t).ok()?;
+            Some(quality_of_summary(&t.quality))
+        }
     }
 }
 
@@ -160,6 +167,17 @@ pub fn extract(
         Source::Template(bytes) => {
             let decoded = Template::decode(bytes).map_err(errors::template)?;
             if decoded.modality == Modality::Finger {
+                if opts.liveness {
+                    return Err(status(
+                        Code::InvalidArgument,
+                        Reason::ModalityUnsupported,
+                        "liveness is checked on face images only",
+                    ));
+                }
+                let position = bio
+                    .and_then(|b| u8::try_from(b.finger_position).ok())
+                    .and_then(|p| FingerPosition::new(p).ok())
+                    .ok_or_else(|| errors::invalid("finger_position must be 0-10"))?;
                 let minutiae = s
                     .fingers
                     .space()
@@ -167,10 +185,7 @@ pub fn extract(
                     .map_err(errors::template)?;
                 return Ok(Probe {
                     quality: finger_quality(&minutiae, decoded.quality.overall),
-                    captured: Captured::Finger {
-                        minutiae,
-                        position: FingerPosition::UNKNOWN,
-                    },
+                    captured: Captured::Finger { minutiae, position },
                     template: bytes.clone(),
                     quality_score: decoded.quality.overall,
                     liveness: None,
