@@ -1466,3 +1466,47 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
     let found = other.inner.identify(r).await.unwrap().into_inner();
     assert!(found.candidates.is_empty() && found.gallery_size == 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_can_hold_leader_fingerprint_templates() {
+    let dir = temp_dir("leader");
+    let server = Server::start(&dir, &["--finger-extractor", "leader"]);
+    let mut c = server.client(BANK).await;
+    let r = c.req(enroll_req(
+        "PENSION-101",
+        vec![finger(101, 1, 2), image(&lfw("Aaron_Peirsol", 1))],
+    ));
+    let enrolled = c.inner.enroll(r).await.unwrap().into_inner();
+    assert_eq!(enrolled.templates[0].model_id, "finger-leader");
+    let r = c.req(verify_req("PENSION-101", finger(101, 2, 2)));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(d.r#match && d.model_id == "finger-leader", "{d:?}");
+    assert!(d.calibration.contains("leader"), "{}", d.calibration);
+    let r = c.req(verify_req("PENSION-101", finger(105, 2, 2)));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(!d.r#match, "{d:?}");
+    // The shipped fusion model was learned on classical scores: fused decisions are refused here.
+    let r = c.req(proto::VerifyRequest {
+        additional_probes: vec![image(&lfw("Aaron_Peirsol", 3))],
+        ..verify_req("PENSION-101", finger(101, 2, 2))
+    });
+    assert_status(
+        c.inner.verify(r).await,
+        Code::FailedPrecondition,
+        "MODEL_UNCALIBRATED",
+    );
+}

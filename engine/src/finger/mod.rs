@@ -41,6 +41,12 @@ pub const CLASSICAL_MODEL_ID: &str = "finger-classical";
 pub const CLASSICAL_PIPELINE: &str =
     "sinhtrac-finger classical extractor v1 + MCC-Bit/LSS-R matcher v1 (params.rs of 2026-11)";
 
+/// Model id of templates made by the LEADER network (see [`FingerSpace::leader`]).
+pub const LEADER_MODEL_ID: &str = "finger-leader";
+
+/// The matcher whose scores every finger space's calibration describes (bump with its parameters).
+const MATCHER_VERSION: &str = "MCC-Bit/LSS-R matcher v1";
+
 /// Resolution assumed when a caller does not say (the FVC and ISO 19794-4 standard).
 pub const DEFAULT_DPI: u16 = 500;
 
@@ -102,6 +108,20 @@ impl FingerSpace {
         FingerSpace {
             model_id: CLASSICAL_MODEL_ID.to_string(),
             model_sha256: Sha256::digest(CLASSICAL_PIPELINE.as_bytes()).into(),
+        }
+    }
+
+    /// The LEADER space: the model file's sha256, its detection settings and the matcher version, so a
+    /// change of threshold makes a new space (and needs a new calibration).
+    pub fn leader(extractor: &LeaderExtractor) -> Self {
+        let version = format!(
+            "{} {} + {MATCHER_VERSION}",
+            extractor.entry().sha256,
+            extractor.cache_tag()
+        );
+        FingerSpace {
+            model_id: LEADER_MODEL_ID.to_string(),
+            model_sha256: Sha256::digest(version.as_bytes()).into(),
         }
     }
 
@@ -204,6 +224,20 @@ impl FingerEngine {
             space: FingerSpace::classical(),
             limits: DecodeLimits::default(),
         }
+    }
+
+    /// LEADER (1-4 s per image on one core; far more accurate on hard sensors), at the manifest's
+    /// detection threshold or `quality`.
+    pub fn leader(
+        runtime: &crate::runtime::RuntimeConfig,
+        quality: Option<f32>,
+    ) -> Result<Self, crate::runtime::ModelError> {
+        let mut leader = LeaderExtractor::load_default(runtime)?;
+        if let Some(q) = quality {
+            leader = leader.with_quality_threshold(q);
+        }
+        let space = FingerSpace::leader(&leader);
+        Ok(FingerEngine::new(Arc::new(leader), space))
     }
 
     /// Any extractor with the space its templates belong to.

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use sinhtrac_engine::decision::Calibration;
 use sinhtrac_engine::protocols::lfw::{all_impostor_scores, extract_all_cached, LfwProtocol};
 
-use super::eval::{cache_line, CacheArgs};
+use super::eval::{cache_line, finger_extractor, CacheArgs, FingerExtractor};
 use super::{default_dataset, GlobalArgs};
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +30,14 @@ pub struct CalibrateFingerArgs {
     /// Target false-match rates to calibrate (points the impostor count cannot support are refused).
     #[arg(long, value_delimiter = ',', default_values_t = [1e-2, 1e-3])]
     pub targets: Vec<f64>,
+    /// The extractor whose templates the service will hold (`sinhtrac serve --finger-extractor`).
+    #[arg(long, value_enum, default_value_t = FingerExtractor::Classical)]
+    pub extractor: FingerExtractor,
+    /// LEADER's detection threshold (default: the manifest's); must match the server's.
+    #[arg(long)]
+    pub leader_quality: Option<f32>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -49,7 +57,7 @@ pub struct CalibrateFaceArgs {
 
 pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        CalibrateCommand::Finger(args) => calibrate_finger(args),
+        CalibrateCommand::Finger(args) => calibrate_finger(global, args),
         CalibrateCommand::Face(args) => {
             let data = args.data.unwrap_or_else(|| default_dataset("lfw"));
             let protocol = LfwProtocol::load(&data)?;
@@ -86,13 +94,24 @@ pub fn run(global: &GlobalArgs, cmd: CalibrateCommand) -> anyhow::Result<ExitCod
     }
 }
 
-fn calibrate_finger(args: CalibrateFingerArgs) -> anyhow::Result<ExitCode> {
+fn calibrate_finger(global: &GlobalArgs, args: CalibrateFingerArgs) -> anyhow::Result<ExitCode> {
+    use sinhtrac_engine::finger::FingerEngine;
     let data = args.data.unwrap_or_else(|| default_dataset("fingerprints"));
-    let engine = sinhtrac_engine::finger::FingerEngine::classical();
-    let space = engine.space().clone();
+    let space = match args.extractor {
+        FingerExtractor::Classical => FingerEngine::classical().space().clone(),
+        FingerExtractor::Leader => {
+            FingerEngine::leader(&global.face_config().runtime, args.leader_quality)?
+                .space()
+                .clone()
+        }
+        FingerExtractor::Merged => {
+            anyhow::bail!("the service holds classical or leader templates, not merged ones")
+        }
+    };
     eprintln!("calibrate finger: {} ({})", data.display(), space.model_id);
-    let report =
-        sinhtrac_finger::fvc::evaluate_tree(&data, &sinhtrac_finger::ClassicalExtractor, 500)?;
+    let cache = args.cache.open()?;
+    let extractor = finger_extractor(global, args.extractor, args.leader_quality, cache.as_ref())?;
+    let report = sinhtrac_finger::fvc::evaluate_tree(&data, extractor.as_ref(), 500)?;
     let impostors: Vec<f64> = report
         .databases
         .iter()
@@ -108,8 +127,9 @@ fn calibrate_finger(args: CalibrateFingerArgs) -> anyhow::Result<ExitCode> {
     )?
     .with_protocol(&format!(
         "FVC extended impostors (every impression vs every impression of the other fingers of its \
-         database) of {}; classical extractor + MCC",
-        names.join(", ")
+         database) of {}; {} extractor + MCC",
+        names.join(", "),
+        extractor.name()
     ));
     let out = args.out.unwrap_or_else(|| {
         sinhtrac_engine::paths::calibration_dir().join(format!("{}.json", space.model_id))

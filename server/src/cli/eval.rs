@@ -209,7 +209,7 @@ pub enum FingerExtractor {
 }
 
 /// The extractor `choice` asks for; learned ones go through `cache` when there is one.
-fn finger_extractor<'a>(
+pub fn finger_extractor<'a>(
     global: &GlobalArgs,
     choice: FingerExtractor,
     leader_quality: Option<f32>,

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// Target false-match rate of fingerprint decisions.
     #[arg(long, env = "SINHTRAC_FINGER_TARGET_FMR")]
     pub finger_target_fmr: Option<f64>,
+    /// Fingerprint extractor: classical or leader.
+    #[arg(long, env = "SINHTRAC_FINGER_EXTRACTOR")]
+    pub finger_extractor: Option<String>,
+    /// LEADER's detection threshold (0-1; default 0.45, the calibrated one).
+    #[arg(long)]
+    pub leader_quality: Option<f32>,
     /// Default duplicate policy on enrolment: reject, flag, allow.
     #[arg(long)]
     pub duplicate_policy: Option<String>,
@@ -124,6 +130,12 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.finger_target_fmr {
         c.finger_target_fmr = v;
+    }
+    if let Some(v) = &args.finger_extractor {
+        c.finger_extractor = v.clone();
+    }
+    if let Some(v) = args.leader_quality {
+        c.leader_quality = Some(v);
     }
     if let Some(v) = &args.duplicate_policy {
         c.duplicate_policy = match v.as_str() {

@@ -70,6 +70,12 @@ pub struct ServerConfig {
     pub target_fmr: f64,
     /// The same for fingerprint decisions (the FVC calibration supports 1e-2 and 1e-3).
     pub finger_target_fmr: f64,
+    /// Fingerprint extractor: `classical` (~50 ms per image) or `leader` (1-4 s, far more accurate).
+    /// Every template of a gallery comes from one of them: switching means re-enrolling.
+    pub finger_extractor: String,
+    /// LEADER's detection threshold (`None`: the manifest's 0.55). The shipped LEADER calibration is for
+    /// 0.45, the measured best on FVC, hence the default.
+    pub leader_quality: Option<f32>,
     /// Enrolment duplicate check when the request leaves it unspecified.
     pub duplicate_policy: DuplicatePolicy,
     /// CPU-heavy requests (image decoding, inference, scans) running at once; 0 = CPU count.
@@ -104,6 +110,8 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             target_fmr: 1e-4,
             finger_target_fmr: 1e-3,
+            finger_extractor: "classical".into(),
+            leader_quality: Some(0.45),
             duplicate_policy: DuplicatePolicy::Reject,
             workers: 0,
             queue_depth: 64,
@@ -144,6 +152,14 @@ impl ServerConfig {
         anyhow::ensure!(
             self.finger_target_fmr > 0.0 && self.finger_target_fmr < 1.0,
             "finger_target_fmr must be in (0, 1)"
+        );
+        anyhow::ensure!(
+            matches!(self.finger_extractor.as_str(), "classical" | "leader"),
+            "finger_extractor must be classical or leader"
+        );
+        anyhow::ensure!(
+            self.leader_quality.is_none_or(|q| (0.0..=1.0).contains(&q)),
+            "leader_quality must be in [0, 1]"
         );
         anyhow::ensure!(
             self.max_message_bytes >= 1024,

@@ -591,7 +591,7 @@ fn enroll_one(
         templates: probes
             .into_iter()
             .map(|p| proto::TemplateInfo {
-                modality: p.modality() as i32,
+                modality: Scorer::of(&p).modality() as i32,
                 model_id: model_of(&p),
                 quality: Some(p.quality),
                 template: p.template,

@@ -67,7 +67,11 @@ pub async fn serve(
     engine
         .decide(0.0, Some(config.target_fmr))
         .context("the embedder has no calibration for the configured target_fmr")?;
-    let fingers = FingerEngine::classical();
+    let fingers = match config.finger_extractor.as_str() {
+        "leader" => FingerEngine::leader(&engine.config().runtime, config.leader_quality)
+            .context("loading the LEADER fingerprint model")?,
+        _ => FingerEngine::classical(),
+    };
     let fusion = load_fusion(&engine, &fingers)?;
     let finger_space = fingers.space().clone();
     engine

@@ -41,16 +41,6 @@ pub struct Probe {
     pub liveness: Option<proto::Liveness>,
 }
 
-impl Probe {
-    /// The modality, as the API names it.
-    pub fn modality(&self) -> proto::Modality {
-        match self.captured {
-            Captured::Face(_) => proto::Modality::Face,
-            Captured::Finger { .. } => proto::Modality::Finger,
-        }
-    }
-}
-
 /// Options for one extraction.
 #[derive(Clone, Copy, Default)]
 pub struct ProbeOptions {
