@@ -61,10 +61,10 @@ cd "$root"
 fvc=$(cd "$shared/datasets/fingerprints/fvc2002/DB1_B" && pwd)
 decision() { grep -E '^\s+(score|threshold|r#match|model_id):' | head -4 | tr -s ' ' | tr '\n' ' '; echo; }
 echo "== pensioner with face + right index fingerprint (FVC2002 DB1_B, ISO position 2)"
-client "$ins_key" enroll PENSION-101 "$lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg" "finger:2:$fvc/101_1.tif" >/dev/null
+client "$ins_key" enroll PENSION-101 "$lfw/Tony_Blair/Tony_Blair_0018.jpg" "finger:2:$fvc/101_1.tif" >/dev/null
 echo "-- fingerprint claim, same finger:     $(client "$ins_key" verify PENSION-101 "finger:2:$fvc/101_3.tif" | decision)"
 echo "-- fingerprint claim, another finger:  $(client "$ins_key" verify PENSION-101 "finger:2:$fvc/105_2.tif" | decision)"
-echo "-- face + fingerprint, fused:          $(client "$ins_key" verify PENSION-101 "$lfw/Aaron_Peirsol/Aaron_Peirsol_0003.jpg" --also "finger:2:$fvc/101_3.tif" | decision)"
+echo "-- face + fingerprint, fused:          $(client "$ins_key" verify PENSION-101 "$lfw/Tony_Blair/Tony_Blair_0032.jpg" --also "finger:2:$fvc/101_3.tif" | decision)"
 
 kill -TERM "$pid"
 wait "$pid"
