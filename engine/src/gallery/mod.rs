@@ -137,6 +137,15 @@ pub enum SearchMode {
     Approximate,
 }
 
+/// A subject's templates of the gallery's spaces, decoded for 1:1 comparison.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectTemplates {
+    /// Face vectors of the gallery's embedding space.
+    pub faces: Vec<Vec<f32>>,
+    /// Finger minutiae of the gallery's finger space, with their positions.
+    pub fingers: Vec<(FingerPosition, FingerTemplate)>,
+}
+
 /// A subject found by identification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -536,19 +545,39 @@ impl Gallery {
         Ok(self.store.get(tenant, subject_id)?)
     }
 
-    /// The face vectors of a subject in this gallery's space (for 1:1 verification).
-    pub fn subject_vectors(&self, tenant: &str, subject_id: &str) -> Result<Vec<Vec<f32>>> {
+    /// A subject's templates of this gallery's face and finger spaces, from one store read (1:1
+    /// verification). A stored row that no longer decodes is the server's fault, not the caller's: it is
+    /// skipped loudly, as the index load does.
+    pub fn subject_templates(&self, tenant: &str, subject_id: &str) -> Result<SubjectTemplates> {
         let record = self.store.get(tenant, subject_id)?;
-        let mut out = Vec::new();
+        let mut out = SubjectTemplates::default();
         for t in &record.templates {
-            if t.modality != sinhtrac_store::Modality::Face || t.model_id != self.space.model_id {
-                continue;
-            }
-            // A stored row that no longer decodes is the server's fault, not the caller's: skip it
-            // loudly, as the index load does.
-            match self.space.accept(&t.data) {
-                Ok(tpl) => out.extend(tpl.vector().map(<[f32]>::to_vec)),
-                Err(e) => tracing::error!(subject_id, error = %e, "stored face template unusable"),
+            match t.modality {
+                sinhtrac_store::Modality::Face if t.model_id == self.space.model_id => {
+                    match self.space.accept(&t.data) {
+                        Ok(tpl) => out.faces.extend(tpl.vector().map(<[f32]>::to_vec)),
+                        Err(e) => {
+                            tracing::error!(subject_id, error = %e, "stored face template unusable")
+                        }
+                    }
+                }
+                sinhtrac_store::Modality::Finger => {
+                    let Some(space) = self.finger_space().filter(|s| s.model_id == t.model_id)
+                    else {
+                        continue;
+                    };
+                    let position = t
+                        .finger_position
+                        .and_then(|p| FingerPosition::new(p).ok())
+                        .unwrap_or(FingerPosition::UNKNOWN);
+                    match space.accept(&t.data) {
+                        Ok(m) => out.fingers.push((position, m)),
+                        Err(e) => {
+                            tracing::error!(subject_id, error = %e, "stored finger template unusable")
+                        }
+                    }
+                }
+                sinhtrac_store::Modality::Face => {}
             }
         }
         Ok(out)
@@ -562,35 +591,6 @@ impl Gallery {
     /// Live finger templates of one tenant in the finger index.
     pub fn indexed_fingers_for(&self, tenant: &str) -> usize {
         self.fingers.as_ref().map_or(0, |f| read(f).count(tenant))
-    }
-
-    /// A subject's finger templates of this gallery's finger space, with their positions (1:1).
-    pub fn subject_fingers(
-        &self,
-        tenant: &str,
-        subject_id: &str,
-    ) -> Result<Vec<(FingerPosition, FingerTemplate)>> {
-        let record = self.store.get(tenant, subject_id)?;
-        let Some(space) = self.finger_space() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for t in &record.templates {
-            if t.modality != sinhtrac_store::Modality::Finger || t.model_id != space.model_id {
-                continue;
-            }
-            let position = t
-                .finger_position
-                .and_then(|p| FingerPosition::new(p).ok())
-                .unwrap_or(FingerPosition::UNKNOWN);
-            match space.accept(&t.data) {
-                Ok(m) => out.push((position, m)),
-                Err(e) => {
-                    tracing::error!(subject_id, error = %e, "stored finger template unusable")
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The best `k` subjects of `tenant` for one probe finger, best first, each scoring ≥ `threshold`

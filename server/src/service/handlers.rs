@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use sinhtrac_engine::face::FaceEngine;
 use sinhtrac_engine::finger::FingerEngine;
 use sinhtrac_engine::fusion::{FusionError, FusionModel};
-use sinhtrac_engine::gallery::{Gallery, SearchMode};
+use sinhtrac_engine::gallery::{Gallery, SearchMode, SubjectTemplates};
 use sinhtrac_finger::{FingerPosition, Matcher};
 use sinhtrac_store::{NewSubject, NewTemplate};
 use tokio_stream::Stream;
@@ -220,13 +220,9 @@ fn decision(
 /// Most captures one Verify may fuse.
 const MAX_VERIFY_PROBES: usize = 8;
 
-/// A probe's score against a subject's templates of its modality (best template).
-fn score_against_subject(
-    s: &Shared,
-    tenant: &str,
-    subject_id: &str,
-    p: &Probe,
-) -> Result<f32, Status> {
+/// A probe's score against the subject's templates of its modality (best face; the finger at the
+/// probe's position).
+fn score_against_subject(enrolled: &SubjectTemplates, p: &Probe) -> Result<f32, Status> {
     let no_template = |what: &str| {
         status(
             Code::FailedPrecondition,
@@ -235,21 +231,15 @@ fn score_against_subject(
         )
     };
     match &p.captured {
-        Captured::Face(v) => s
-            .gallery
-            .subject_vectors(tenant, subject_id)
-            .map_err(errors::gallery)?
+        Captured::Face(v) => enrolled
+            .faces
             .iter()
             .map(|e| dot(e, v))
             .reduce(f32::max)
             .ok_or_else(|| no_template("face")),
         Captured::Finger { minutiae, position } => {
             require_position(*position, "a fingerprint verification")?;
-            let enrolled = s
-                .gallery
-                .subject_fingers(tenant, subject_id)
-                .map_err(errors::gallery)?;
-            finger_score_at(&Matcher::new(minutiae), *position, &enrolled)
+            finger_score_at(&Matcher::new(minutiae), *position, &enrolled.fingers)
                 .ok_or_else(|| no_template("fingerprint (at this position)"))
         }
     }
@@ -713,9 +703,11 @@ impl Biometrics for BiometricsService {
             call.audit.client_reference = reference(&r.client_reference)?;
             let tenant = call.principal.tenant.clone();
             self.work(&call, move |s, c| {
-                // Unknown subject first: cheaper than extraction, and the caller's likelier mistake.
-                s.gallery
-                    .get(&tenant, &r.subject_id)
+                // Unknown subject first (cheaper than extraction, and the caller's likelier mistake);
+                // one read serves every probe.
+                let enrolled = s
+                    .gallery
+                    .subject_templates(&tenant, &r.subject_id)
                     .map_err(errors::gallery)?;
                 if 1 + r.additional_probes.len() > MAX_VERIFY_PROBES {
                     return Err(errors::invalid(format!(
@@ -747,10 +739,7 @@ impl Biometrics for BiometricsService {
                         liveness: r.check_liveness && is_face_image(b),
                     };
                     let p = probe::extract(s, *b, opts, c)?;
-                    scored.push((
-                        Scorer::of(&p),
-                        score_against_subject(s, &tenant, &r.subject_id, &p)?,
-                    ));
+                    scored.push((Scorer::of(&p), score_against_subject(&enrolled, &p)?));
                     probes.push(p);
                 }
                 // One face at most: the best of several faces against a one-comparison threshold
