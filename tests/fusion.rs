@@ -113,20 +113,7 @@ fn shipped_model_loads_and_matches_the_engine_and_threshold_format() {
         (m.provenance.n_genuine, m.provenance.n_impostor),
         (1400, 78_400)
     );
-    for inputs in [
-        Inputs {
-            face: true,
-            fingers: 1,
-        },
-        Inputs {
-            face: true,
-            fingers: 0,
-        },
-        Inputs {
-            face: false,
-            fingers: 1,
-        },
-    ] {
+    for inputs in Inputs::ONE_FINGER_CONFIGURATIONS {
         let cal = m.calibration(inputs).unwrap();
         // The same threshold format as the per-model calibration files.
         sinhtrac_eval::Calibration::from_json_str(&cal.to_json_string().unwrap()).unwrap();

@@ -123,6 +123,23 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The configurations a one-finger chimeric set calibrates: face + one finger, face only, one
+    /// finger only.
+    pub const ONE_FINGER_CONFIGURATIONS: [Inputs; 3] = [
+        Inputs {
+            face: true,
+            fingers: 1,
+        },
+        Inputs {
+            face: true,
+            fingers: 0,
+        },
+        Inputs {
+            face: false,
+            fingers: 1,
+        },
+    ];
+
     /// The configuration of a call.
     pub fn of(face: Option<f32>, fingers: &[f32]) -> Self {
         Inputs {
@@ -533,20 +550,7 @@ mod tests {
         let imp: Vec<f64> = (0..10_000)
             .map(|i| -6.0 + 12.0 * f64::from(i) / 1e4)
             .collect();
-        for inputs in [
-            Inputs {
-                face: true,
-                fingers: 1,
-            },
-            Inputs {
-                face: true,
-                fingers: 0,
-            },
-            Inputs {
-                face: false,
-                fingers: 1,
-            },
-        ] {
+        for inputs in Inputs::ONE_FINGER_CONFIGURATIONS {
             m.calibrate(inputs, &imp, &[1e-2, 1e-3], "synthetic")
                 .unwrap();
         }

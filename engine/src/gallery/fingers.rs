@@ -33,6 +33,12 @@ pub(super) struct KeyedHit {
     pub score: f32,
 }
 
+/// A stored template's finger position (unknown when absent or out of range).
+pub(super) fn stored_position(code: Option<u8>) -> FingerPosition {
+    code.and_then(|p| FingerPosition::new(p).ok())
+        .unwrap_or(FingerPosition::UNKNOWN)
+}
+
 /// The store rows a finger index of `model_id` follows (all tenants).
 pub(super) fn filter(model_id: &str) -> ScanFilter<'_> {
     ScanFilter {
@@ -66,10 +72,7 @@ impl FingerIndex {
                 return;
             }
         };
-        let position = t
-            .finger_position
-            .and_then(|p| FingerPosition::new(p).ok())
-            .unwrap_or(FingerPosition::UNKNOWN);
+        let position = stored_position(t.finger_position);
         let tenant = self.tenants.entry(t.tenant.to_string()).or_default();
         let entry = tenant
             .gallery

@@ -566,10 +566,7 @@ impl Gallery {
                     else {
                         continue;
                     };
-                    let position = t
-                        .finger_position
-                        .and_then(|p| FingerPosition::new(p).ok())
-                        .unwrap_or(FingerPosition::UNKNOWN);
+                    let position = fingers::stored_position(t.finger_position);
                     match space.accept(&t.data) {
                         Ok(m) => out.fingers.push((position, m)),
                         Err(e) => {
@@ -607,7 +604,7 @@ impl Gallery {
         let Some(fingers) = &self.fingers else {
             return Ok(Vec::new());
         };
-        let fetch = k.saturating_mul(2).max(k + 4);
+        let fetch = over_fetch(k);
         let hits = read(fingers).search(tenant, probe, position, fetch);
         let hits: Vec<_> = hits.into_iter().filter(|h| h.score >= threshold).collect();
         let keys: Vec<TemplateKey> = hits.iter().map(|h| h.key).collect();
@@ -644,8 +641,7 @@ impl Gallery {
         let Some(&t) = ix.tenants.get(tenant) else {
             return Ok(vec![Vec::new(); nq]);
         };
-        // Several templates may belong to one subject: over-fetch, then keep each subject's best.
-        let fetch = k.saturating_mul(2).max(k + 4);
+        let fetch = over_fetch(k);
         let params = SearchParams::with_filter(Filter::tenant(t));
         let hits = match (mode, ix.approximate.as_ref()) {
             (SearchMode::Approximate, Some(a)) => {
@@ -785,6 +781,12 @@ impl Gallery {
     pub fn close(self) -> Result<()> {
         Ok(self.store.close()?)
     }
+}
+
+/// Template hits to fetch for `k` subjects: several templates may belong to one subject, so over-fetch
+/// and keep each subject's best ([`best_per_subject`]).
+fn over_fetch(k: usize) -> usize {
+    k.saturating_mul(2).max(k.saturating_add(4))
 }
 
 /// Template hits (best first, with their owners) → each subject's best, at most `k`.

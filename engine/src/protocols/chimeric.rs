@@ -713,16 +713,13 @@ pub fn fit_model(
         }
         m.fused_score(f, &p).ok()
     };
-    for (face, finger) in [(true, true), (true, false), (false, true)] {
+    for inputs in Inputs::ONE_FINGER_CONFIGURATIONS {
+        let (face, finger) = (inputs.face, inputs.fingers > 0);
         let imp: Vec<f64> = c
             .impostor
             .iter()
             .filter_map(|x| fuse(&model, x, face, finger))
             .collect();
-        let inputs = Inputs {
-            face,
-            fingers: u32::from(finger),
-        };
         model
             .calibrate(inputs, &imp, &MODEL_FMRS, &protocol_name)
             .map_err(|e| RunError::Internal(format!("calibrating {inputs}: {e}")))?;
