@@ -41,8 +41,11 @@ fn kernels(c: &mut Criterion) {
             .iter()
             .map(|&x| half::f16::from_f32(x).to_bits())
             .collect();
-        let q16: Vec<i16> = q.iter().map(|&x| (x * 300.0) as i16).collect();
-        let r8: Vec<i8> = r.iter().map(|&x| (x * 300.0) as i8).collect();
+        let q8: Vec<i8> = q.iter().map(|&x| (x * 127.0) as i8).collect();
+        let r8: Vec<i8> = r
+            .iter()
+            .map(|&x| (x * 300.0).clamp(-127.0, 127.0) as i8)
+            .collect();
         let mut out = vec![0.0f32; nq * nr];
         let mut outi = vec![0i32; nq * nr];
         let mut g = c.benchmark_group(format!("tile64x128/{level:?}"));
@@ -54,7 +57,7 @@ fn kernels(c: &mut Criterion) {
             bch.iter(|| (k.tile_f16)(black_box(&q), black_box(&rh), dim, &mut out))
         });
         g.bench_function("i8", |bch| {
-            bch.iter(|| (k.tile_i8)(black_box(&q16), black_box(&r8), dim, &mut outi))
+            bch.iter(|| (k.tile_i8)(black_box(&q8), black_box(&r8), dim, &mut outi))
         });
         g.finish();
     }

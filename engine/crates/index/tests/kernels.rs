@@ -64,10 +64,20 @@ fn extreme_int8_values_do_not_saturate() {
         let a = vec![127i8; 512];
         let b = vec![-127i8; 512];
         assert_eq!((k.dot_i8)(&a, &b), -127 * 127 * 512);
-        let q: Vec<i16> = a.iter().map(|&x| x as i16).collect();
         let mut out = [0i32; 1];
-        (k.tile_i8)(&q, &b, 512, &mut out);
+        (k.tile_i8)(&a, &b, 512, &mut out);
         assert_eq!(out[0], -127 * 127 * 512);
+        // Both signs at the extremes, in every micro-kernel shape (2×4, 1×4, row tail).
+        let q: Vec<i8> = (0..3 * 512)
+            .map(|i| if i % 3 == 0 { -127 } else { 127 })
+            .collect();
+        let r: Vec<i8> = (0..5 * 512)
+            .map(|i| if i % 2 == 0 { -127 } else { 127 })
+            .collect();
+        let (mut got, mut want) = (vec![0i32; 15], vec![0i32; 15]);
+        (k.tile_i8)(&q, &r, 512, &mut got);
+        scalar::tile_i8(&q, &r, 512, &mut want);
+        assert_eq!(got, want, "{level:?}");
     }
 }
 
@@ -118,8 +128,8 @@ fn tile_kernels_match_scalar() {
                     );
                 }
 
-                let qi8: Vec<i16> = (0..nq * d)
-                    .map(|_| rng.random_range(-127i16..=127))
+                let qi8: Vec<i8> = (0..nq * d)
+                    .map(|_| rng.random_range(-127i8..=127))
                     .collect();
                 let ri8: Vec<i8> = (0..nr * d)
                     .map(|_| rng.random_range(-127i8..=127))

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::topk::{Scored, TopK};
+use super::topk::{for_each_above, Scored, TopK};
 use super::{Codes, Filter, FlatIndex};
 use crate::error::{IndexError, Result};
 use crate::quant::sq8::Sq8Params;
@@ -56,8 +56,8 @@ pub(crate) struct Prepared {
     pub nq: usize,
     /// Normalised f32 queries (used for f32/f16 codes and for re-ranking).
     pub f32: Vec<f32>,
-    /// Int8 queries widened to i16, with per-query scales (int8 codes only).
-    pub i8: Option<(Vec<i16>, Vec<f32>)>,
+    /// Int8 queries with per-query scales (int8 codes only).
+    pub i8: Option<(Vec<i8>, Vec<f32>)>,
 }
 
 /// Queries per block: 64 f32 queries of 128-d are 32 KiB, which stays in L1/L2
@@ -93,7 +93,7 @@ impl FlatIndex {
         let i8 = match &self.codes {
             Codes::Sq8 { params, .. } => {
                 let p = params.clone().unwrap_or_else(Sq8Params::per_vector);
-                let mut q = vec![0i16; nq * dim];
+                let mut q = vec![0i8; nq * dim];
                 let scales = q
                     .chunks_mut(dim)
                     .zip(f32.chunks(dim))
@@ -126,11 +126,11 @@ impl FlatIndex {
             Codes::F16(b) => (k.tile_f16)(&p.f32[qspan], &b.as_slice()[rspan], dim, out),
             Codes::Sq8 { codes, scales, .. } => {
                 // prepare() always fills i8 for int8 codes.
-                let Some((q16, qscale)) = &p.i8 else {
+                let Some((q8, qscale)) = &p.i8 else {
                     unreachable!("int8 index without int8 queries")
                 };
                 scratch.resize(nq * nr, 0);
-                (k.tile_i8)(&q16[qspan], &codes.as_slice()[rspan], dim, scratch);
+                (k.tile_i8)(&q8[qspan], &codes.as_slice()[rspan], dim, scratch);
                 let rs = &scales[rows];
                 for (qi, qsc) in qscale[qs].iter().enumerate() {
                     let (o, s) = (
@@ -202,21 +202,18 @@ impl FlatIndex {
             || vec![TopK::new(k); nq],
             |h, q, row0, scores| {
                 let h = &mut h[q];
-                let mut th = h.threshold();
-                for (j, &s) in scores.iter().enumerate() {
-                    // Rows are visited in ascending order within a shard, so an equal
-                    // score never displaces a kept row (lower row wins ties).
-                    if s > th {
-                        let row = row0 + j;
-                        if self.passes(row, filter) {
-                            h.push(Scored {
-                                score: s,
-                                row: row as u32,
-                            });
-                            th = h.threshold();
-                        }
+                // Rows are visited in ascending order within a shard, so an equal score
+                // never displaces a kept row (lower row wins ties): strictly above.
+                for_each_above(scores, h.threshold(), false, |j, s| {
+                    let row = row0 + j;
+                    if self.passes(row, filter) {
+                        h.push(Scored {
+                            score: s,
+                            row: row as u32,
+                        });
                     }
-                }
+                    h.threshold()
+                });
             },
             |mut a, b| {
                 for (x, y) in a.iter_mut().zip(b) {
@@ -320,14 +317,15 @@ impl FlatIndex {
             &p,
             || vec![Vec::new(); nq],
             |acc: &mut Vec<Vec<Scored>>, q, row0, scores| {
-                for (j, &s) in scores.iter().enumerate() {
-                    if s >= scan_th && self.passes(row0 + j, filter) {
+                for_each_above(scores, scan_th, true, |j, s| {
+                    if self.passes(row0 + j, filter) {
                         acc[q].push(Scored {
                             score: s,
                             row: (row0 + j) as u32,
                         });
                     }
-                }
+                    scan_th
+                });
             },
             |mut a, b| {
                 for (x, y) in a.iter_mut().zip(b) {

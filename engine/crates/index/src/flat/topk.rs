@@ -87,9 +87,70 @@ impl TopK {
     }
 }
 
+/// Scores compared at once before any is looked at one by one.
+const SKIP_BLOCK: usize = 16;
+
+/// Calls `visit(j, score)` for every `scores[j] > threshold` (`>=` with `inclusive`), in order;
+/// `visit` returns the threshold for the rest (a top-k heap raises it as it fills).
+///
+/// Nearly every row of a 1:N scan scores far below the k-th best, so 16 scores are first
+/// checked with one branch-free comparison (vectorised) and skipped together; a branch per
+/// score made this loop a fifth of a batched int8 scan.
+#[inline]
+pub(crate) fn for_each_above(
+    scores: &[f32],
+    mut threshold: f32,
+    inclusive: bool,
+    mut visit: impl FnMut(usize, f32) -> f32,
+) {
+    let passes = |s: f32, th: f32| if inclusive { s >= th } else { s > th };
+    let mut blocks = scores.chunks_exact(SKIP_BLOCK);
+    let mut j0 = 0;
+    for block in blocks.by_ref() {
+        let mut any = false;
+        for &s in block {
+            any |= passes(s, threshold);
+        }
+        if any {
+            for (j, &s) in block.iter().enumerate() {
+                if passes(s, threshold) {
+                    threshold = visit(j0 + j, s);
+                }
+            }
+        }
+        j0 += SKIP_BLOCK;
+    }
+    for (j, &s) in blocks.remainder().iter().enumerate() {
+        if passes(s, threshold) {
+            threshold = visit(j0 + j, s);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn for_each_above_sees_what_a_plain_loop_sees() {
+        // 37 scores: two full blocks and a remainder; the threshold rises as in a top-k.
+        let scores: Vec<f32> = (0..37).map(|i| ((i * 7919) % 37) as f32 / 37.0).collect();
+        for inclusive in [false, true] {
+            let (mut seen, mut th) = (Vec::new(), 0.5f32);
+            for (j, &s) in scores.iter().enumerate() {
+                if (inclusive && s >= th) || (!inclusive && s > th) {
+                    seen.push(j);
+                    th = s.min(0.9);
+                }
+            }
+            let mut got = Vec::new();
+            for_each_above(&scores, 0.5, inclusive, |j, s| {
+                got.push(j);
+                s.min(0.9)
+            });
+            assert_eq!(got, seen, "inclusive {inclusive}");
+        }
+    }
 
     #[test]
     fn keeps_best_with_row_tiebreak() {

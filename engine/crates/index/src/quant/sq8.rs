@@ -68,8 +68,8 @@ impl Sq8Params {
         }
     }
 
-    /// Quantises a query (widened to i16 for the kernels); returns its scale.
-    pub fn quantize_query(&self, q: &[f32], out: &mut [i16]) -> f32 {
+    /// Quantises a query to −127..=127; returns its scale.
+    pub fn quantize_query(&self, q: &[f32], out: &mut [i8]) -> f32 {
         assert_eq!(q.len(), out.len(), "sq8::quantize_query: length mismatch");
         let y = |j: usize| match &self.dim_scale {
             Some(d) => q[j] * d[j],
@@ -82,7 +82,7 @@ impl Sq8Params {
         }
         let s = m / QMAX;
         for (j, o) in out.iter_mut().enumerate() {
-            *o = (y(j) / s).round().clamp(-QMAX, QMAX) as i16;
+            *o = (y(j) / s).round().clamp(-QMAX, QMAX) as i8;
         }
         s
     }

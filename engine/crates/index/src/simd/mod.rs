@@ -107,8 +107,8 @@ pub struct Kernels {
     pub tile_f32: TileFn<f32, f32, f32>,
     /// Score tile: f32 queries × f16 rows.
     pub tile_f16: TileFn<f32, u16, f32>,
-    /// Score tile: int8 queries (widened to i16) × int8 rows, integer dot products.
-    pub tile_i8: TileFn<i16, i8, i32>,
+    /// Score tile: int8 queries × int8 rows, integer dot products (values in −127..=127).
+    pub tile_i8: TileFn<i8, i8, i32>,
 }
 
 static SCALAR: Kernels = Kernels {

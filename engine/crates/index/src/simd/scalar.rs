@@ -47,12 +47,6 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
-/// Integer inner product of an i16-widened int8 query with an int8 code.
-pub fn dot_i16_i8(q: &[i16], c: &[i8]) -> i32 {
-    assert_eq!(q.len(), c.len(), "dot_i16_i8: length mismatch");
-    q.iter().zip(c).map(|(&x, &y)| x as i32 * y as i32).sum()
-}
-
 /// Score tile, f32 × f32 (see [`super::TileFn`]).
 pub fn tile_f32(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {
     let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
@@ -75,13 +69,13 @@ pub fn tile_f16(queries: &[f32], rows: &[u16], dim: usize, out: &mut [f32]) {
     }
 }
 
-/// Score tile, int8 (as i16) × int8, integer results.
-pub fn tile_i8(queries: &[i16], rows: &[i8], dim: usize, out: &mut [i32]) {
+/// Score tile, int8 × int8, integer results.
+pub fn tile_i8(queries: &[i8], rows: &[i8], dim: usize, out: &mut [i32]) {
     let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
     for q in 0..nq {
         let qv = &queries[q * dim..(q + 1) * dim];
         for r in 0..nr {
-            out[q * nr + r] = dot_i16_i8(qv, &rows[r * dim..(r + 1) * dim]);
+            out[q * nr + r] = dot_i8(qv, &rows[r * dim..(r + 1) * dim]);
         }
     }
 }
