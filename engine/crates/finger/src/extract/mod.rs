@@ -22,6 +22,7 @@ mod resample;
 mod segmentation;
 mod thinning;
 
+#[cfg(test)]
 pub(crate) use minutiae::angle_diff;
 
 use crate::error::{FingerError, Result};
