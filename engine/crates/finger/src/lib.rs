@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod coarse;
 mod error;
 mod extract;
 pub mod fvc;

@@ -22,6 +22,7 @@
 //! assert!(same > 0.9, "{same}");
 //! ```
 
+use crate::coarse::{coarse_code, coarse_similarity, CoarseCode, CoarseTable};
 use crate::params::*;
 use crate::template::FingerTemplate;
 use std::f32::consts::{PI, TAU};
@@ -31,7 +32,7 @@ use std::sync::OnceLock;
 pub const CYLINDER_BITS: usize = MCC_NS * MCC_NS * MCC_ND;
 /// 64-bit words in one cylinder bit vector.
 pub const CYLINDER_WORDS: usize = CYLINDER_BITS / 64;
-const CELLS: usize = MCC_NS * MCC_NS;
+pub(crate) const CELLS: usize = MCC_NS * MCC_NS;
 /// 64-bit words of one direction layer (the spatial cells).
 const CELL_WORDS: usize = CELLS / 64;
 const _: () = assert!(CELLS.is_multiple_of(64), "a layer must fill whole words");
@@ -41,12 +42,12 @@ const _: () = assert!(CELLS.is_multiple_of(64), "a layer must fill whole words")
 /// same for every direction layer, so it is kept once.
 #[derive(Debug, Clone)]
 pub struct Cylinder {
-    bits: [u64; CYLINDER_WORDS],
-    mask: [u64; CELL_WORDS],
+    pub(crate) bits: [u64; CYLINDER_WORDS],
+    pub(crate) mask: [u64; CELL_WORDS],
     x: f32,
     y: f32,
     /// Direction in `[0, 2π)`.
-    angle: f32,
+    pub(crate) angle: f32,
 }
 
 /// The search form of a template: valid cylinders plus a coarse signature
@@ -158,10 +159,10 @@ impl Matcher {
         coarse_similarity(&self.probe.coarse, &candidate.coarse)
     }
 
-    /// Coarse score against codes stored elsewhere (the gallery keeps all
-    /// codes in one contiguous array).
-    pub(crate) fn coarse_score_codes(&self, codes: &[CoarseCode]) -> u32 {
-        coarse_similarity(&self.probe.coarse, codes)
+    /// Coarse score against one template's codes in a gallery's table
+    /// (the same value as [`Matcher::coarse_score`]).
+    pub(crate) fn coarse_score_in(&self, table: &CoarseTable, range: (u32, u32)) -> u32 {
+        table.similarity(&self.probe.coarse, range)
     }
 }
 
@@ -328,112 +329,7 @@ fn inside_enlarged_hull(hull: &[(f32, f32)], x: f32, y: f32, offset: f32) -> boo
     inside || min_d <= offset
 }
 
-/// Pre-selection code of one cylinder: 2×2 spatial cells × 3 direction
-/// layers pooled into one bit (128 bits), the pooled validity mask, and
-/// the minutia direction quantised to 256 steps.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CoarseCode {
-    bits: [u64; 2],
-    mask: [u64; 2],
-    angle: u8,
-}
-
-fn coarse_code(c: &Cylinder) -> CoarseCode {
-    let mut bits = [0u64; 2];
-    let mut mask = [0u64; 2];
-    let half = MCC_NS / 2;
-    for dl in 0..2 {
-        for cj in 0..half {
-            for ci in 0..half {
-                let (mut n, mut valid) = (0, 0);
-                for k in dl * 3..dl * 3 + 3 {
-                    for (dj, di) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                        let bit = k * CELLS + (2 * cj + dj) * MCC_NS + 2 * ci + di;
-                        n += ((c.bits[bit / 64] >> (bit % 64)) & 1) as u32;
-                        let cell = bit % CELLS;
-                        valid += ((c.mask[cell / 64] >> (cell % 64)) & 1) as u32;
-                    }
-                }
-                let b = dl * 64 + cj * half + ci;
-                if n >= COARSE_MIN_FINE_BITS {
-                    bits[b / 64] |= 1 << (b % 64);
-                }
-                // Valid when most of its 12 fine cells are.
-                if valid >= 8 {
-                    mask[b / 64] |= 1 << (b % 64);
-                }
-            }
-        }
-    }
-    CoarseCode {
-        bits,
-        mask,
-        angle: ((c.angle / TAU * 256.0) as i32).rem_euclid(256) as u8,
-    }
-}
-
-/// Sum over probe codes of the best Dice-style similarity (×256) against
-/// the candidate's codes, over commonly valid cells, for directions within
-/// ±90°: the MCC-Bit local similarity on a 12× smaller code, without the
-/// square roots.
-fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_fast_popcount() {
-        // SAFETY: has_fast_popcount() checked popcnt and AVX2 at run time.
-        return unsafe { coarse_similarity_avx2(a, b) };
-    }
-    coarse_similarity_generic(a, b)
-}
-
-/// [`coarse_similarity_generic`] compiled with hardware popcount: the
-/// baseline x86-64 target lacks it and this loop is all popcounts.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "popcnt,avx2")]
-unsafe fn coarse_similarity_avx2(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
-    coarse_similarity_generic(a, b)
-}
-
-#[inline(always)]
-fn coarse_similarity_generic(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
-    let recip = reciprocals();
-    let mut total = 0;
-    for p in a {
-        let mut best = 0u32;
-        for q in b {
-            // ±64 steps of 256 = ±90°; wrapping i8 arithmetic is the wrap.
-            if (p.angle.wrapping_sub(q.angle) as i8).unsigned_abs() > 64 {
-                continue;
-            }
-            let m0 = p.mask[0] & q.mask[0];
-            let m1 = p.mask[1] & q.mask[1];
-            let (a0, a1) = (p.bits[0] & m0, p.bits[1] & m1);
-            let (b0, b1) = (q.bits[0] & m0, q.bits[1] & m1);
-            let sum = a0.count_ones() + a1.count_ones() + b0.count_ones() + b1.count_ones();
-            if sum == 0 || (m0.count_ones() + m1.count_ones()) < 48 {
-                continue;
-            }
-            let diff = (a0 ^ b0).count_ones() + (a1 ^ b1).count_ones();
-            // diff ≤ sum ≤ 256, so this is 256·(1 − diff/sum) without a division.
-            best = best.max(256 - ((diff * recip[sum as usize]) >> 8));
-        }
-        total += best;
-    }
-    total
-}
-
 // ----------------------------------------------------------- comparison --
-
-/// `65536 / n` for n in 1..=256 (index 0 unused).
-fn reciprocals() -> &'static [u32; 257] {
-    static T: OnceLock<[u32; 257]> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut t = [0u32; 257];
-        for (n, v) in t.iter_mut().enumerate().skip(1) {
-            *v = 65536 / n as u32;
-        }
-        t
-    })
-}
 
 fn sqrt_table() -> &'static [f32; CYLINDER_BITS + 1] {
     static T: OnceLock<[f32; CYLINDER_BITS + 1]> = OnceLock::new();
@@ -477,7 +373,7 @@ fn counts(a: &Cylinder, b: &Cylinder, m: &[u64; CELL_WORDS]) -> (u32, u32, u32) 
     (na, nb, nx)
 }
 
-fn has_fast_popcount() -> bool {
+pub(crate) fn has_fast_popcount() -> bool {
     static F: OnceLock<bool> = OnceLock::new();
     *F.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]

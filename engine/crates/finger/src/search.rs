@@ -17,7 +17,8 @@
 //! assert_eq!(hits[0].subject, 7);
 //! ```
 
-use crate::mcc::{CoarseCode, Matcher, SearchTemplate};
+use crate::coarse::CoarseTable;
+use crate::mcc::{Matcher, SearchTemplate};
 use crate::params::{PRESELECT_FRACTION, PRESELECT_MIN};
 use crate::standard::FingerPosition;
 use crate::template::FingerTemplate;
@@ -43,7 +44,7 @@ pub struct Gallery {
     /// Every entry's coarse codes back to back, with each entry's range:
     /// the pre-selection pass streams through this array instead of
     /// chasing one small allocation per entry (3× faster at 20k entries).
-    coarse: Vec<CoarseCode>,
+    coarse: CoarseTable,
     coarse_range: Vec<(u32, u32)>,
     /// Tombstones: a removed entry keeps its index (callers hold entry
     /// indices) but is never searched again.
@@ -139,9 +140,8 @@ impl Gallery {
         position: FingerPosition,
         template: SearchTemplate,
     ) -> usize {
-        let start = self.coarse.len() as u32;
-        self.coarse.extend_from_slice(template.coarse_codes());
-        self.coarse_range.push((start, self.coarse.len() as u32));
+        let range = self.coarse.push(template.coarse_codes());
+        self.coarse_range.push(range);
         self.entries.push(GalleryEntry {
             subject,
             position,
@@ -212,13 +212,7 @@ impl Gallery {
             let mut coarse: Vec<(u32, usize)> = pool
                 .par_iter()
                 .with_min_len(4096)
-                .map(|&i| {
-                    let (a, b) = self.coarse_range[i];
-                    (
-                        probe.coarse_score_codes(&self.coarse[a as usize..b as usize]),
-                        i,
-                    )
-                })
+                .map(|&i| (probe.coarse_score_in(&self.coarse, self.coarse_range[i]), i))
                 .collect();
             coarse.select_nth_unstable_by(keep - 1, |a, b| b.0.cmp(&a.0));
             coarse.truncate(keep);

@@ -1,0 +1,326 @@
+//! Pre-selection codes: a 12× smaller summary of each cylinder, scored
+//! against a whole gallery before the exact MCC comparison of the best few.
+//!
+//! [`CoarseTable`] keeps a gallery's codes as a structure of arrays, each
+//! template's codes padded to a multiple of 4 with codes that never count,
+//! so the AVX2 kernel scores one probe code against 4 gallery codes per
+//! instruction; the portable loop over [`CoarseCode`]s is the reference it
+//! is tested against and the fallback without AVX2.
+
+use crate::mcc::{has_fast_popcount, Cylinder, CELLS};
+use crate::params::*;
+use std::f32::consts::TAU;
+use std::sync::OnceLock;
+
+/// Pre-selection code of one cylinder: 2×2 spatial cells × 3 direction
+/// layers pooled into one bit (128 bits), the pooled validity mask, and
+/// the minutia direction quantised to 256 steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CoarseCode {
+    bits: [u64; 2],
+    mask: [u64; 2],
+    angle: u8,
+}
+
+pub(crate) fn coarse_code(c: &Cylinder) -> CoarseCode {
+    let mut bits = [0u64; 2];
+    let mut mask = [0u64; 2];
+    let half = MCC_NS / 2;
+    for dl in 0..2 {
+        for cj in 0..half {
+            for ci in 0..half {
+                let (mut n, mut valid) = (0, 0);
+                for k in dl * 3..dl * 3 + 3 {
+                    for (dj, di) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let bit = k * CELLS + (2 * cj + dj) * MCC_NS + 2 * ci + di;
+                        n += ((c.bits[bit / 64] >> (bit % 64)) & 1) as u32;
+                        let cell = bit % CELLS;
+                        valid += ((c.mask[cell / 64] >> (cell % 64)) & 1) as u32;
+                    }
+                }
+                let b = dl * 64 + cj * half + ci;
+                if n >= COARSE_MIN_FINE_BITS {
+                    bits[b / 64] |= 1 << (b % 64);
+                }
+                // Valid when most of its 12 fine cells are.
+                if valid >= 8 {
+                    mask[b / 64] |= 1 << (b % 64);
+                }
+            }
+        }
+    }
+    CoarseCode {
+        bits,
+        mask,
+        angle: ((c.angle / TAU * 256.0) as i32).rem_euclid(256) as u8,
+    }
+}
+
+/// Sum over probe codes of the best Dice-style similarity (×256) against
+/// the candidate's codes, over commonly valid cells, for directions within
+/// ±90°: the MCC-Bit local similarity on a 12× smaller code, without the
+/// square roots.
+pub(crate) fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_fast_popcount() {
+        // SAFETY: has_fast_popcount() checked popcnt and AVX2 at run time.
+        return unsafe { coarse_similarity_avx2(a, b) };
+    }
+    coarse_similarity_generic(a, b)
+}
+
+/// [`coarse_similarity_generic`] compiled with hardware popcount: the
+/// baseline x86-64 target lacks it and this loop is all popcounts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,avx2")]
+unsafe fn coarse_similarity_avx2(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    coarse_similarity_generic(a, b)
+}
+
+#[inline(always)]
+fn coarse_similarity_generic(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
+    let recip = reciprocals();
+    let mut total = 0;
+    for p in a {
+        let mut best = 0u32;
+        for q in b {
+            // ±64 steps of 256 = ±90°; wrapping i8 arithmetic is the wrap.
+            if (p.angle.wrapping_sub(q.angle) as i8).unsigned_abs() > 64 {
+                continue;
+            }
+            let m0 = p.mask[0] & q.mask[0];
+            let m1 = p.mask[1] & q.mask[1];
+            let (a0, a1) = (p.bits[0] & m0, p.bits[1] & m1);
+            let (b0, b1) = (q.bits[0] & m0, q.bits[1] & m1);
+            let sum = a0.count_ones() + a1.count_ones() + b0.count_ones() + b1.count_ones();
+            if sum == 0 || (m0.count_ones() + m1.count_ones()) < 48 {
+                continue;
+            }
+            let diff = (a0 ^ b0).count_ones() + (a1 ^ b1).count_ones();
+            // diff ≤ sum ≤ 256, so this is 256·(1 − diff/sum) without a division.
+            best = best.max(256 - ((diff * recip[sum as usize]) >> 8));
+        }
+        total += best;
+    }
+    total
+}
+
+/// `65536 / n` for n in 1..=256 (index 0 unused).
+fn reciprocals() -> &'static [u32; 257] {
+    static T: OnceLock<[u32; 257]> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = [0u32; 257];
+        for (n, v) in t.iter_mut().enumerate().skip(1) {
+            *v = 65536 / n as u32;
+        }
+        t
+    })
+}
+
+/// Gallery codes, structure of arrays (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CoarseTable {
+    bits: [Vec<u64>; 2],
+    mask: [Vec<u64>; 2],
+    angle: Vec<u64>,
+}
+
+/// Codes scored per vector.
+const LANES: usize = 4;
+
+impl CoarseTable {
+    /// Appends one template's codes; returns their range in the table.
+    pub fn push(&mut self, codes: &[CoarseCode]) -> (u32, u32) {
+        let start = self.angle.len();
+        let padded = codes.len().div_ceil(LANES) * LANES;
+        // A padding code has an empty mask: it never overlaps, so never counts.
+        let pad = CoarseCode {
+            bits: [0; 2],
+            mask: [0; 2],
+            angle: 0,
+        };
+        for c in codes
+            .iter()
+            .chain(std::iter::repeat_n(&pad, padded - codes.len()))
+        {
+            for w in 0..2 {
+                self.bits[w].push(c.bits[w]);
+                self.mask[w].push(c.mask[w]);
+            }
+            self.angle.push(u64::from(c.angle));
+        }
+        (start as u32, self.angle.len() as u32)
+    }
+
+    fn code(&self, i: usize) -> CoarseCode {
+        CoarseCode {
+            bits: [self.bits[0][i], self.bits[1][i]],
+            mask: [self.mask[0][i], self.mask[1][i]],
+            angle: self.angle[i] as u8,
+        }
+    }
+
+    /// [`coarse_similarity`] of `probe` against the codes in `range`.
+    pub fn similarity(&self, probe: &[CoarseCode], range: (u32, u32)) -> u32 {
+        let (start, end) = (range.0 as usize, range.1 as usize);
+        assert!(
+            start <= end && end <= self.angle.len() && (end - start) % LANES == 0,
+            "coarse table: bad range {range:?}"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if has_fast_popcount() {
+            // SAFETY: AVX2 detected; the range was checked against every array above
+            // (they all have the same length) and is a whole number of vectors.
+            return unsafe { self.similarity_avx2(probe, start, end) };
+        }
+        let codes: Vec<CoarseCode> = (start..end).map(|i| self.code(i)).collect();
+        coarse_similarity(probe, &codes)
+    }
+
+    /// 4 gallery codes per step, exactly [`coarse_similarity_generic`]'s arithmetic:
+    /// byte popcounts by nibble lookup summed into 64-bit lanes (vpsadbw), the
+    /// reciprocal `65536 / sum` by one float division (exact, see
+    /// `float_reciprocal_is_exact`; a gather from the table was slower), every
+    /// test a lane mask.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn similarity_avx2(&self, probe: &[CoarseCode], start: usize, end: usize) -> u32 {
+        use std::arch::x86_64::*;
+        let lut = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
+            3, 3, 4,
+        );
+        let nibble = _mm256_set1_epi8(0x0f);
+        let zero = _mm256_setzero_si256();
+        let popcount_bytes = |v: __m256i| {
+            let lo = _mm256_and_si256(v, nibble);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+            _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
+        };
+        let load = |v: &Vec<u64>, i: usize| {
+            // SAFETY: i + LANES <= end <= v.len(), checked by the caller.
+            unsafe { _mm256_loadu_si256(v.as_ptr().add(i) as *const __m256i) }
+        };
+        let splat = |x: u64| _mm256_set1_epi64x(x as i64);
+        let (byte, ninety, overlap_min) = (splat(255), splat(64), splat(47));
+        let (reflex, full) = (splat(256 - 64), splat(256));
+        let mut total = 0;
+        for p in probe {
+            let (pb0, pb1, pm0, pm1) = (
+                splat(p.bits[0]),
+                splat(p.bits[1]),
+                splat(p.mask[0]),
+                splat(p.mask[1]),
+            );
+            let pa = splat(u64::from(p.angle));
+            let mut best = zero;
+            let mut i = start;
+            while i < end {
+                let m0 = _mm256_and_si256(pm0, load(&self.mask[0], i));
+                let m1 = _mm256_and_si256(pm1, load(&self.mask[1], i));
+                let (a0, a1) = (_mm256_and_si256(pb0, m0), _mm256_and_si256(pb1, m1));
+                let b0 = _mm256_and_si256(load(&self.bits[0], i), m0);
+                let b1 = _mm256_and_si256(load(&self.bits[1], i), m1);
+                // Byte counts stay ≤ 16, so byte adds cannot overflow.
+                let diff = _mm256_sad_epu8(
+                    _mm256_add_epi8(
+                        popcount_bytes(_mm256_xor_si256(a0, b0)),
+                        popcount_bytes(_mm256_xor_si256(a1, b1)),
+                    ),
+                    zero,
+                );
+                // |a| + |b| = |a ⊕ b| + 2·|a ∧ b|: two popcounts instead of four.
+                let common = _mm256_sad_epu8(
+                    _mm256_add_epi8(
+                        popcount_bytes(_mm256_and_si256(a0, b0)),
+                        popcount_bytes(_mm256_and_si256(a1, b1)),
+                    ),
+                    zero,
+                );
+                let sum = _mm256_add_epi64(diff, _mm256_add_epi64(common, common));
+                let overlap = _mm256_sad_epu8(
+                    _mm256_add_epi8(popcount_bytes(m0), popcount_bytes(m1)),
+                    zero,
+                );
+                // ±90°: the angle gap mod 256 is ≤ 64 or ≥ 192.
+                let gap = _mm256_and_si256(_mm256_sub_epi64(pa, load(&self.angle, i)), byte);
+                let aligned = _mm256_or_si256(
+                    _mm256_cmpgt_epi64(_mm256_add_epi64(ninety, splat(1)), gap),
+                    _mm256_cmpgt_epi64(gap, _mm256_sub_epi64(reflex, splat(1))),
+                );
+                let counted = _mm256_and_si256(
+                    aligned,
+                    _mm256_and_si256(
+                        _mm256_cmpgt_epi64(overlap, overlap_min),
+                        _mm256_cmpgt_epi64(sum, zero),
+                    ),
+                );
+                // 65536 / sum in the low half of each lane (sum ≤ 256 fits there; the
+                // high halves and sum = 0 give junk that mul_epu32 ignores or
+                // `counted` masks).
+                let r = _mm256_cvttps_epi32(_mm256_div_ps(
+                    _mm256_set1_ps(65536.0),
+                    _mm256_cvtepi32_ps(sum),
+                ));
+                let sim = _mm256_sub_epi64(full, _mm256_srli_epi64::<8>(_mm256_mul_epu32(diff, r)));
+                let sim = _mm256_and_si256(sim, counted);
+                best = _mm256_blendv_epi8(best, sim, _mm256_cmpgt_epi64(sim, best));
+                i += LANES;
+            }
+            let mut lanes = [0u64; LANES];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, best);
+            total += lanes.iter().copied().max().unwrap_or(0) as u32;
+        }
+        total
+    }
+}
+
+/// The float reciprocal the AVX2 kernel uses equals the table's integer one: for a
+/// non-integer 65536/s the nearest integer is at least 1/s away, while f32 rounds
+/// within 65536/s · 2⁻²⁴ < 1/(128·s), so truncation never crosses an integer.
+#[cfg(test)]
+fn float_reciprocal_is_exact() -> bool {
+    (1..=256u32).all(|s| (65536.0f32 / s as f32) as u32 == reciprocals()[s as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(seed: u64) -> CoarseCode {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // Dense masks so that most pairs pass the overlap test.
+        CoarseCode {
+            bits: [next() & next(), next() & next()],
+            mask: [next() | next() | next(), next() | next() | next()],
+            angle: next() as u8,
+        }
+    }
+
+    #[test]
+    fn the_float_reciprocal_is_the_integer_one() {
+        assert!(float_reciprocal_is_exact());
+    }
+
+    #[test]
+    fn the_table_scores_exactly_like_the_reference_loop() {
+        let mut table = CoarseTable::default();
+        let templates: Vec<Vec<CoarseCode>> = (0..40u64)
+            .map(|t| (0..(t % 17)).map(|i| code(t * 100 + i)).collect())
+            .collect();
+        let ranges: Vec<(u32, u32)> = templates.iter().map(|t| table.push(t)).collect();
+        for probe in templates.iter().take(10) {
+            for (t, &r) in templates.iter().zip(&ranges) {
+                assert_eq!(table.similarity(probe, r), coarse_similarity(probe, t));
+            }
+        }
+        // Some pairs must have counted, or the test proves nothing.
+        assert!(templates[12].len() > 4 && coarse_similarity(&templates[12], &templates[12]) > 0);
+    }
+}
