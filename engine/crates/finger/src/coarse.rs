@@ -128,20 +128,25 @@ pub(crate) struct CoarseTable {
 /// Codes scored per vector.
 const LANES: usize = 4;
 
+/// Most codes one template of this crate has in the table (after padding).
+const MAX_TEMPLATE_CODES: usize = COARSE_MINUTIAE.div_ceil(LANES) * LANES;
+
+/// A padding code has an empty mask: it never overlaps, so it never counts.
+const PADDING: CoarseCode = CoarseCode {
+    bits: [0; 2],
+    mask: [0; 2],
+    angle: 0,
+};
+
 impl CoarseTable {
     /// Appends one template's codes; returns their range in the table.
     pub fn push(&mut self, codes: &[CoarseCode]) -> (u32, u32) {
+        let offset = |n: usize| u32::try_from(n).expect("coarse table beyond 2^32 codes");
         let start = self.angle.len();
         let padded = codes.len().div_ceil(LANES) * LANES;
-        // A padding code has an empty mask: it never overlaps, so never counts.
-        let pad = CoarseCode {
-            bits: [0; 2],
-            mask: [0; 2],
-            angle: 0,
-        };
         for c in codes
             .iter()
-            .chain(std::iter::repeat_n(&pad, padded - codes.len()))
+            .chain(std::iter::repeat_n(&PADDING, padded - codes.len()))
         {
             for w in 0..2 {
                 self.bits[w].push(c.bits[w]);
@@ -149,7 +154,7 @@ impl CoarseTable {
             }
             self.angle.push(u64::from(c.angle));
         }
-        (start as u32, self.angle.len() as u32)
+        (offset(start), offset(self.angle.len()))
     }
 
     fn code(&self, i: usize) -> CoarseCode {
@@ -172,6 +177,15 @@ impl CoarseTable {
             // SAFETY: AVX2 detected; the range was checked against every array above
             // (they all have the same length) and is a whole number of vectors.
             return unsafe { self.similarity_avx2(probe, start, end) };
+        }
+        // Portable path: a template's codes, on the stack when they fit (they always do
+        // for templates built by this crate).
+        let mut buf = [PADDING; MAX_TEMPLATE_CODES];
+        if end - start <= MAX_TEMPLATE_CODES {
+            for (slot, i) in buf.iter_mut().zip(start..end) {
+                *slot = self.code(i);
+            }
+            return coarse_similarity(probe, &buf[..end - start]);
         }
         let codes: Vec<CoarseCode> = (start..end).map(|i| self.code(i)).collect();
         coarse_similarity(probe, &codes)
@@ -301,6 +315,74 @@ mod tests {
             mask: [next() | next() | next(), next() | next() | next()],
             angle: next() as u8,
         }
+    }
+
+    /// Fixed pairs at every edge of the reference's tests: overlap 47 / 48 cells, no bits
+    /// in common cells, identical codes, angle gaps at and around ±90° and 180°.
+    #[test]
+    fn the_table_is_exact_at_the_edges() {
+        let ones = |n: u32| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let base = CoarseCode {
+            bits: [0x5555_5555_5555_5555, 0x0f0f_0f0f_0f0f_0f0f],
+            mask: [u64::MAX, u64::MAX],
+            angle: 10,
+        };
+        let mut cases = vec![base];
+        for overlap in [47u32, 48, 49] {
+            cases.push(CoarseCode {
+                mask: [ones(overlap.min(64)), ones(overlap.saturating_sub(64))],
+                ..base
+            });
+        }
+        cases.push(CoarseCode {
+            bits: [0, 0],
+            ..base
+        });
+        cases.push(CoarseCode {
+            bits: [0x5555_5555_0000_0000, 0],
+            ..base
+        });
+        for gap in [63u8, 64, 65, 127, 128, 129, 191, 192, 193] {
+            cases.push(CoarseCode {
+                angle: base.angle.wrapping_add(gap),
+                ..base
+            });
+        }
+        let mut table = CoarseTable::default();
+        let one = std::slice::from_ref;
+        for probe in &cases {
+            for candidate in &cases {
+                let range = table.push(one(candidate));
+                let want = coarse_similarity(one(probe), one(candidate));
+                assert_eq!(
+                    table.similarity(one(probe), range),
+                    want,
+                    "{probe:?} vs {candidate:?}"
+                );
+            }
+        }
+        // The cases reach both sides of each test.
+        let score = |c: &CoarseCode| coarse_similarity(one(&base), one(c));
+        assert_eq!(score(&base), 256, "identical codes");
+        assert_eq!(score(&cases[1]), 0, "47 common cells do not count");
+        assert!(score(&cases[2]) > 0, "48 common cells count");
+        let empty = CoarseCode {
+            bits: [0, 0],
+            ..base
+        };
+        assert_eq!(
+            coarse_similarity(one(&empty), one(&empty)),
+            0,
+            "no bits on either side: skipped"
+        );
+        let by_gap = |g: u8| {
+            score(&CoarseCode {
+                angle: base.angle.wrapping_add(g),
+                ..base
+            })
+        };
+        assert!(by_gap(64) > 0 && by_gap(192) > 0, "±90° counts");
+        assert_eq!((by_gap(65), by_gap(128), by_gap(191)), (0, 0, 0));
     }
 
     #[test]

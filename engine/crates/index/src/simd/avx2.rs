@@ -82,11 +82,16 @@ pub fn tile_f16(queries: &[f32], rows: &[u16], dim: usize, out: &mut [f32]) {
     }
 }
 
-/// Score tile, int8 × int8, integer results; every value must lie in −127..=127 (what the
-/// int8 codec produces): −128 on both sides of a product can give a wrong score.
+/// Score tile, int8 × int8, integer results. Query values must lie in −127..=127 (what the
+/// query quantiser produces); rows may hold any i8. A −128 query value is a logic error: the
+/// score can be wrong (checked in debug builds), never out of bounds.
 pub fn tile_i8(queries: &[i8], rows: &[i8], dim: usize, out: &mut [i32]) {
     let (nq, nr) = super::tile_shape(queries.len(), rows.len(), dim, out.len());
     check();
+    debug_assert!(
+        !queries.contains(&i8::MIN),
+        "tile_i8: query values must lie in -127..=127"
+    );
     // SAFETY: as in tile_f32: extents asserted by tile_shape, features checked.
     unsafe {
         tile_i8_impl(
@@ -449,11 +454,13 @@ unsafe fn tile_i8_impl(
 
 /// `NQ` int8 queries × 4 int8 rows, 32 values per step.
 ///
-/// vpmaddubsw multiplies unsigned by signed bytes, so the query's sign moves onto the row
-/// (|q|·(r·sgn q) = q·r). Both sides lie in −127..=127 (the int8 codec's range), so a pair
-/// sum is at most 2·127² = 32258 and the i16 result cannot saturate: the integer dot product
-/// is exact, as with widening to i16 and vpmaddwd, but without the widening shuffles and
-/// with twice the values per instruction.
+/// vpmaddubsw multiplies unsigned by signed bytes, so the row's sign moves onto the query
+/// (|r|·(q·sgn r) = q·r). With queries in −127..=127 (the query quantiser's range; vpsignb
+/// cannot negate −128) and rows any i8 (|r| ≤ 128), a pair sum is at most 2·128·127 = 32512,
+/// so the i16 result cannot saturate: the integer dot product is exact, as with widening to
+/// i16 and vpmaddwd, but without the widening shuffles and with twice the values per
+/// instruction. The restriction sits on the query side because queries are quantised per
+/// search, while rows are stored codes.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_i8<const NQ: usize>(
     q: *const i8,
@@ -464,8 +471,8 @@ unsafe fn micro_i8<const NQ: usize>(
 ) {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_si256(); 4]; NQ];
-    let step = |acc: &mut __m256i, qa: __m256i, qv: __m256i, rv: __m256i| {
-        let pairs = _mm256_maddubs_epi16(qa, _mm256_sign_epi8(rv, qv));
+    let step = |acc: &mut __m256i, ra: __m256i, rv: __m256i, qv: __m256i| {
+        let pairs = _mm256_maddubs_epi16(ra, _mm256_sign_epi8(qv, rv));
         *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
     };
     if NQ == 1 {
@@ -476,7 +483,7 @@ unsafe fn micro_i8<const NQ: usize>(
             while i + 32 <= dim {
                 let qv = _mm256_loadu_si256(q.add(i) as *const __m256i);
                 let rv = _mm256_loadu_si256(r.add(j * dim + i) as *const __m256i);
-                step(acc_j, _mm256_abs_epi8(qv), qv, rv);
+                step(acc_j, _mm256_abs_epi8(rv), rv, qv);
                 i += 32;
             }
         }
@@ -489,11 +496,11 @@ unsafe fn micro_i8<const NQ: usize>(
                 _mm256_loadu_si256(r.add(2 * dim + i) as *const __m256i),
                 _mm256_loadu_si256(r.add(3 * dim + i) as *const __m256i),
             ];
+            let ra = rv.map(|v| _mm256_abs_epi8(v));
             for (qi, acc_q) in acc.iter_mut().enumerate() {
                 let qv = _mm256_loadu_si256(q.add(qi * dim + i) as *const __m256i);
-                let qa = _mm256_abs_epi8(qv);
                 for j in 0..4 {
-                    step(&mut acc_q[j], qa, qv, rv[j]);
+                    step(&mut acc_q[j], ra[j], rv[j], qv);
                 }
             }
             i += 32;

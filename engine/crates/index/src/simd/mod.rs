@@ -107,7 +107,7 @@ pub struct Kernels {
     pub tile_f32: TileFn<f32, f32, f32>,
     /// Score tile: f32 queries × f16 rows.
     pub tile_f16: TileFn<f32, u16, f32>,
-    /// Score tile: int8 queries × int8 rows, integer dot products (values in −127..=127).
+    /// Score tile: int8 queries (values in −127..=127) × int8 rows, integer dot products.
     pub tile_i8: TileFn<i8, i8, i32>,
 }
 
