@@ -199,18 +199,9 @@ impl CoarseTable {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn similarity_avx2(&self, probe: &[CoarseCode], start: usize, end: usize) -> u32 {
+        use crate::mcc::popcount_bytes;
         use std::arch::x86_64::*;
-        let lut = _mm256_setr_epi8(
-            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
-            3, 3, 4,
-        );
-        let nibble = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
-        let popcount_bytes = |v: __m256i| {
-            let lo = _mm256_and_si256(v, nibble);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
-            _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
-        };
         let load = |v: &Vec<u64>, i: usize| {
             // SAFETY: i + LANES <= end <= v.len(), checked by the caller.
             unsafe { _mm256_loadu_si256(v.as_ptr().add(i) as *const __m256i) }

@@ -396,16 +396,6 @@ pub(crate) fn has_fast_popcount() -> bool {
 fn counts_avx2(a: &Cylinder, b: &Cylinder, m: &[u64; CELL_WORDS]) -> (u32, u32, u32) {
     use std::arch::x86_64::*;
     const _: () = assert!(CELL_WORDS == 4 && MCC_ND * 8 <= 255);
-    let lut = _mm256_setr_epi8(
-        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
-        3, 4,
-    );
-    let nibble = _mm256_set1_epi8(0x0f);
-    let popcount_bytes = |v: __m256i| {
-        let lo = _mm256_and_si256(v, nibble);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
-        _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
-    };
     let load = |words: &[u64; CELL_WORDS]| {
         // SAFETY: the array is CELL_WORDS = 4 words, exactly the 32 bytes read.
         unsafe { _mm256_loadu_si256(words.as_ptr() as *const __m256i) }
@@ -433,6 +423,23 @@ fn counts_avx2(a: &Cylinder, b: &Cylinder, m: &[u64; CELL_WORDS]) -> (u32, u32, 
         (_mm_cvtsi128_si64(s) + _mm_extract_epi64::<1>(s)) as u32
     };
     (total(ca), total(cb), total(cx))
+}
+
+/// Popcount of each byte of `v` (nibble lookup with vpshufb: AVX2 has no
+/// vector popcount). Shared by the exact and the coarse kernels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn popcount_bytes(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let lut = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
+        3, 4,
+    );
+    let nibble = _mm256_set1_epi8(0x0f);
+    let lo = _mm256_and_si256(v, nibble);
+    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+    _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
 }
 
 /// `a` in `[0, 2π)` (`rem_euclid` alone can round up to exactly 2π).
