@@ -23,7 +23,8 @@ use std::f32::consts::{PI, TAU};
 
 use sinhtrac_finger::params::{MAX_MINUTIAE, MIN_MINUTIAE, TARGET_DPI};
 use sinhtrac_finger::{
-    prepare, Extractor, FingerError, FingerTemplate, ImageView, Minutia, MinutiaKind,
+    finish_template, prepare, Extractor, FingerError, FingerTemplate, ImageView, Minutia,
+    MinutiaKind,
 };
 
 use crate::runtime::{output, Manifest, ModelEntry, ModelError, ModelSession, RuntimeConfig};
@@ -231,18 +232,7 @@ impl Extractor for LeaderExtractor {
             minutiae = minutiae.len(),
             "leader extraction"
         );
-        if minutiae.len() < MIN_MINUTIAE {
-            return Err(FingerError::TooFewMinutiae {
-                found: minutiae.len(),
-                min: MIN_MINUTIAE,
-            });
-        }
-        Ok(FingerTemplate {
-            width: w as u16,
-            height: h as u16,
-            dpi: TARGET_DPI,
-            minutiae,
-        })
+        finish_template(prepared.width, prepared.height, minutiae)
     }
 
     fn name(&self) -> &'static str {

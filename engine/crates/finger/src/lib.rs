@@ -37,7 +37,9 @@ mod standard;
 mod template;
 
 pub use error::{FingerError, Result};
-pub use extract::{prepare, ClassicalExtractor, Extractor, ImageView, PreparedImage};
+pub use extract::{
+    finish_template, prepare, ClassicalExtractor, Extractor, ImageView, PreparedImage,
+};
 pub use mcc::{Matcher, SearchTemplate, CYLINDER_BITS, CYLINDER_WORDS};
 pub use search::{fuse_scores, Gallery, GalleryEntry, Hit, SearchOptions, SubjectHit};
 pub use standard::{FingerPosition, FingerRecord, FingerView, Standard};

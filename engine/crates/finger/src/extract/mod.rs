@@ -183,6 +183,24 @@ pub fn prepare(image: &ImageView<'_>) -> Result<PreparedImage> {
     })
 }
 
+/// The last gate every extractor shares: fewer than [`MIN_MINUTIAE`]
+/// minutiae is [`FingerError::TooFewMinutiae`]; otherwise the template of a
+/// `width` × `height` image prepared at [`TARGET_DPI`] (see [`prepare`]).
+pub fn finish_template(width: u32, height: u32, minutiae: Vec<Minutia>) -> Result<FingerTemplate> {
+    if minutiae.len() < MIN_MINUTIAE {
+        return Err(FingerError::TooFewMinutiae {
+            found: minutiae.len(),
+            min: MIN_MINUTIAE,
+        });
+    }
+    Ok(FingerTemplate {
+        width: width as u16,
+        height: height as u16,
+        dpi: TARGET_DPI,
+        minutiae,
+    })
+}
+
 impl Extractor for ClassicalExtractor {
     fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate> {
         let Gated {
@@ -207,18 +225,7 @@ impl Extractor for ClassicalExtractor {
             minutiae = found.len(),
             "classical extraction"
         );
-        if found.len() < MIN_MINUTIAE {
-            return Err(FingerError::TooFewMinutiae {
-                found: found.len(),
-                min: MIN_MINUTIAE,
-            });
-        }
-        Ok(FingerTemplate {
-            width: w as u16,
-            height: h as u16,
-            dpi: TARGET_DPI,
-            minutiae: found.into_iter().map(Minutia::from).collect(),
-        })
+        finish_template(w, h, found.into_iter().map(Minutia::from).collect())
     }
 
     fn name(&self) -> &'static str {
