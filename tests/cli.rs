@@ -1,11 +1,28 @@
 //! The `sinhtrac` command line as a user runs it: real binary, real files, JSON output parsed back.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use sinhtrac_tests::{datasets, lfw};
 
 fn sinhtrac() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sinhtrac"))
+}
+
+/// Runs a command that must succeed; a failure shows its stderr.
+trait Succeeds {
+    fn succeeds(&mut self) -> Output;
+}
+
+impl Succeeds for Command {
+    fn succeeds(&mut self) -> Output {
+        let run = self.output().expect("run sinhtrac");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        run
+    }
 }
 
 #[test]
@@ -16,13 +33,7 @@ fn face_extract_and_compare_through_template_files() {
         .arg(&out)
         .arg(lfw("Aaron_Peirsol", 1))
         .arg(lfw("Aaron_Peirsol", 3))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .succeeds();
     let rows: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
     assert_eq!(rows[0]["dim"], 128);
@@ -30,13 +41,7 @@ fn face_extract_and_compare_through_template_files() {
         .args(["face", "compare", "--json"])
         .arg(out.join("Aaron_Peirsol_0001.stpl"))
         .arg(out.join("Aaron_Peirsol_0003.stpl"))
-        .output()
-        .unwrap();
-    assert!(
-        cmp.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cmp.stderr)
-    );
+        .succeeds();
     let c: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
     assert!(c["similarity"].as_f64().unwrap() > 0.5);
     std::fs::remove_dir_all(&out).ok();
@@ -87,13 +92,7 @@ fn eval_lfw_1n_and_liveness_write_json_and_report_folders() {
         .arg(out.join("cache"))
         .arg("--report")
         .arg(out.join("1n"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .succeeds();
     let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(r["identities"], 20);
     assert_eq!(r["gallery"], r["enrolled"]);
@@ -116,13 +115,7 @@ fn eval_lfw_1n_and_liveness_write_json_and_report_folders() {
         ])
         .arg("--report")
         .arg(out.join("live"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .succeeds();
     let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(r["report"]["n_attacks"], 2);
     assert_eq!(r["report"]["n_bona_fide"], 5);
@@ -141,18 +134,12 @@ fn eval_lfw_1n_and_liveness_write_json_and_report_folders() {
 fn eval_fvc_writes_a_report_folder_per_database() {
     let out = std::env::temp_dir().join(format!("sinhtrac-cli-fvc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let run = sinhtrac()
+    sinhtrac()
         .args(["eval", "fvc", "--json", "-", "--data"])
         .arg(datasets().join("fingerprints/fvc2002"))
         .arg("--report")
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .succeeds();
     let db = out.join("DB1_B");
     for f in [
         "det.svg",
@@ -177,16 +164,10 @@ fn eval_fvc_writes_a_report_folder_per_database() {
 fn bench_finger_reports_speed_and_the_cost_of_pre_selection() {
     let json =
         std::env::temp_dir().join(format!("sinhtrac-bench-finger-{}.json", std::process::id()));
-    let run = sinhtrac()
+    sinhtrac()
         .args(["bench", "finger", "--n", "2000", "--queries", "4", "--json"])
         .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .succeeds();
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json);
     assert!(r["templates"].as_u64().unwrap() >= 390, "{r}");
