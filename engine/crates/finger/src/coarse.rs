@@ -10,7 +10,6 @@
 use crate::mcc::{has_fast_popcount, Cylinder, CELLS};
 use crate::params::*;
 use std::f32::consts::TAU;
-use std::sync::OnceLock;
 
 /// Pre-selection code of one cylinder: 2×2 spatial cells × 3 direction
 /// layers pooled into one bit (128 bits), the pooled validity mask, and
@@ -56,10 +55,11 @@ pub(crate) fn coarse_code(c: &Cylinder) -> CoarseCode {
     }
 }
 
-/// Sum over probe codes of the best Dice-style similarity (×256) against
-/// the candidate's codes, over commonly valid cells, for directions within
-/// ±90°: the MCC-Bit local similarity on a 12× smaller code, without the
-/// square roots.
+/// Sum over probe codes of the best Dice similarity `⌊512·|a∧b| / (|a|+|b|)⌋`
+/// (0..=256) against the candidate's codes, over commonly valid cells, for
+/// directions within ±90°: the MCC-Bit local similarity on a 12× smaller
+/// code, without the square roots. The floor is monotone in the ratio, so a
+/// kernel may keep the best ratio and divide once per probe code.
 pub(crate) fn coarse_similarity(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if has_fast_popcount() {
@@ -79,7 +79,6 @@ unsafe fn coarse_similarity_avx2(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
 
 #[inline(always)]
 fn coarse_similarity_generic(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
-    let recip = reciprocals();
     let mut total = 0;
     for p in a {
         let mut best = 0u32;
@@ -96,25 +95,12 @@ fn coarse_similarity_generic(a: &[CoarseCode], b: &[CoarseCode]) -> u32 {
             if sum == 0 || (m0.count_ones() + m1.count_ones()) < 48 {
                 continue;
             }
-            let diff = (a0 ^ b0).count_ones() + (a1 ^ b1).count_ones();
-            // diff ≤ sum ≤ 256, so this is 256·(1 − diff/sum) without a division.
-            best = best.max(256 - ((diff * recip[sum as usize]) >> 8));
+            let common = (a0 & b0).count_ones() + (a1 & b1).count_ones();
+            best = best.max(512 * common / sum);
         }
         total += best;
     }
     total
-}
-
-/// `65536 / n` for n in 1..=256 (index 0 unused).
-fn reciprocals() -> &'static [u32; 257] {
-    static T: OnceLock<[u32; 257]> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut t = [0u32; 257];
-        for (n, v) in t.iter_mut().enumerate().skip(1) {
-            *v = 65536 / n as u32;
-        }
-        t
-    })
 }
 
 /// Gallery codes, structure of arrays (see the module docs).
@@ -191,11 +177,12 @@ impl CoarseTable {
         coarse_similarity(probe, &codes)
     }
 
-    /// 4 gallery codes per step, exactly [`coarse_similarity_generic`]'s arithmetic:
-    /// byte popcounts by nibble lookup summed into 64-bit lanes (vpsadbw), the
-    /// reciprocal `65536 / sum` by one float division (exact, see
-    /// `float_reciprocal_is_exact`; a gather from the table was slower), every
-    /// test a lane mask.
+    /// 4 gallery codes per step, exactly [`coarse_similarity_generic`]'s result:
+    /// byte popcounts by nibble lookup summed into 64-bit lanes (vpsadbw), every
+    /// test a lane mask. Each lane keeps its best ratio `common / sum` by cross
+    /// multiplication (products ≤ 128·256 fit the 32-bit multiplier); the floor
+    /// `512·common / sum` is taken once per probe code, by a float division
+    /// that is exact here (see `float_floor_division_is_exact`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn similarity_avx2(&self, probe: &[CoarseCode], start: usize, end: usize) -> u32 {
@@ -207,8 +194,7 @@ impl CoarseTable {
             unsafe { _mm256_loadu_si256(v.as_ptr().add(i) as *const __m256i) }
         };
         let splat = |x: u64| _mm256_set1_epi64x(x as i64);
-        let (byte, ninety, overlap_min) = (splat(255), splat(64), splat(47));
-        let (reflex, full) = (splat(256 - 64), splat(256));
+        let (byte, overlap_min, window) = (splat(255), splat(47), splat(129));
         let mut total = 0;
         for p in probe {
             let (pb0, pb1, pm0, pm1) = (
@@ -217,8 +203,9 @@ impl CoarseTable {
                 splat(p.mask[0]),
                 splat(p.mask[1]),
             );
-            let pa = splat(u64::from(p.angle));
-            let mut best = zero;
+            // Gap + 64 (mod 256) ≤ 128 ⇔ the gap is within ±64 steps (±90°).
+            let pa = splat(u64::from(p.angle) + 64);
+            let (mut best_common, mut best_sum) = (zero, splat(1));
             let mut i = start;
             while i < end {
                 let m0 = _mm256_and_si256(pm0, load(&self.mask[0], i));
@@ -234,7 +221,6 @@ impl CoarseTable {
                     ),
                     zero,
                 );
-                // |a| + |b| = |a ⊕ b| + 2·|a ∧ b|: two popcounts instead of four.
                 let common = _mm256_sad_epu8(
                     _mm256_add_epi8(
                         popcount_bytes(_mm256_and_si256(a0, b0)),
@@ -242,50 +228,48 @@ impl CoarseTable {
                     ),
                     zero,
                 );
+                // |a| + |b| = |a ⊕ b| + 2·|a ∧ b|: two popcounts instead of four.
                 let sum = _mm256_add_epi64(diff, _mm256_add_epi64(common, common));
                 let overlap = _mm256_sad_epu8(
                     _mm256_add_epi8(popcount_bytes(m0), popcount_bytes(m1)),
                     zero,
                 );
-                // ±90°: the angle gap mod 256 is ≤ 64 or ≥ 192.
                 let gap = _mm256_and_si256(_mm256_sub_epi64(pa, load(&self.angle, i)), byte);
-                let aligned = _mm256_or_si256(
-                    _mm256_cmpgt_epi64(_mm256_add_epi64(ninety, splat(1)), gap),
-                    _mm256_cmpgt_epi64(gap, _mm256_sub_epi64(reflex, splat(1))),
-                );
                 let counted = _mm256_and_si256(
-                    aligned,
-                    _mm256_and_si256(
-                        _mm256_cmpgt_epi64(overlap, overlap_min),
-                        _mm256_cmpgt_epi64(sum, zero),
-                    ),
+                    _mm256_cmpgt_epi64(window, gap),
+                    _mm256_cmpgt_epi64(overlap, overlap_min),
                 );
-                // 65536 / sum in the low half of each lane (sum ≤ 256 fits there; the
-                // high halves and sum = 0 give junk that mul_epu32 ignores or
-                // `counted` masks).
-                let r = _mm256_cvttps_epi32(_mm256_div_ps(
-                    _mm256_set1_ps(65536.0),
-                    _mm256_cvtepi32_ps(sum),
-                ));
-                let sim = _mm256_sub_epi64(full, _mm256_srli_epi64::<8>(_mm256_mul_epu32(diff, r)));
-                let sim = _mm256_and_si256(sim, counted);
-                best = _mm256_blendv_epi8(best, sim, _mm256_cmpgt_epi64(sim, best));
+                // A lane that does not count (or has sum 0, hence common 0) has ratio
+                // 0, which never beats the best (≥ 0/1).
+                let common = _mm256_and_si256(common, counted);
+                let better = _mm256_cmpgt_epi64(
+                    _mm256_mul_epu32(common, best_sum),
+                    _mm256_mul_epu32(best_common, sum),
+                );
+                best_common = _mm256_blendv_epi8(best_common, common, better);
+                best_sum = _mm256_blendv_epi8(best_sum, sum, better);
                 i += LANES;
             }
+            // ⌊512·common / sum⌋ per lane (values < 2^24: exact as f32), then the max.
+            let sim = _mm256_cvttps_epi32(_mm256_div_ps(
+                _mm256_cvtepi32_ps(_mm256_slli_epi64::<9>(best_common)),
+                _mm256_cvtepi32_ps(best_sum),
+            ));
             let mut lanes = [0u64; LANES];
-            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, best);
-            total += lanes.iter().copied().max().unwrap_or(0) as u32;
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sim);
+            // Each 64-bit lane's low half holds it (the high halves divide 0 by 0: junk, dropped).
+            total += lanes.iter().map(|&l| l as u32).max().unwrap_or(0);
         }
         total
     }
 }
 
-/// The float reciprocal the AVX2 kernel uses equals the table's integer one: for a
-/// non-integer 65536/s the nearest integer is at least 1/s away, while f32 rounds
-/// within 65536/s · 2⁻²⁴ < 1/(128·s), so truncation never crosses an integer.
+/// The AVX2 kernel's `(512·c as f32 / s as f32) as u32` equals the integer floor for
+/// every c ≤ s ≤ 256: when 512c/s is not an integer it is at least 1/s from one,
+/// while f32 rounds the quotient within 512 · 2⁻²⁴ < 1/256.
 #[cfg(test)]
-fn float_reciprocal_is_exact() -> bool {
-    (1..=256u32).all(|s| (65536.0f32 / s as f32) as u32 == reciprocals()[s as usize])
+fn float_floor_division_is_exact() -> bool {
+    (1..=256u32).all(|s| (0..=s).all(|c| ((512 * c) as f32 / s as f32) as u32 == 512 * c / s))
 }
 
 #[cfg(test)]
@@ -377,8 +361,8 @@ mod tests {
     }
 
     #[test]
-    fn the_float_reciprocal_is_the_integer_one() {
-        assert!(float_reciprocal_is_exact());
+    fn the_float_floor_division_is_the_integer_one() {
+        assert!(float_floor_division_is_exact());
     }
 
     #[test]

@@ -123,19 +123,58 @@ impl SearchTemplate {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     probe: SearchTemplate,
+    geometry: Geometry,
+}
+
+/// Distances and radial directions between every two of a template's
+/// minutiae, as the consolidation step computes them: the probe's are
+/// computed once instead of in every comparison (its `atan2`s were a
+/// sixth of a 1:N search).
+#[derive(Debug, Clone)]
+struct Geometry {
+    n: usize,
+    /// `dist[i·n + k]`: distance from minutia i to k.
+    dist: Vec<f32>,
+    /// `radial[i·n + k]`: direction of the segment from minutia i to k.
+    radial: Vec<f32>,
+}
+
+impl Geometry {
+    fn new(t: &SearchTemplate) -> Self {
+        let n = t.cylinders.len();
+        let (mut dist, mut radial) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
+        for a in &t.cylinders {
+            for b in &t.cylinders {
+                dist.push(distance(a, b));
+                radial.push(radial_direction(a, b));
+            }
+        }
+        Geometry { n, dist, radial }
+    }
+}
+
+/// Distance between two minutiae (the consolidation step's `d`).
+#[inline(always)]
+fn distance(a: &Cylinder, b: &Cylinder) -> f32 {
+    ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt()
+}
+
+/// Direction of the segment from `a` to `b`.
+#[inline(always)]
+fn radial_direction(a: &Cylinder, b: &Cylinder) -> f32 {
+    (b.y - a.y).atan2(b.x - a.x)
 }
 
 impl Matcher {
     /// Prepares `probe` for matching.
     pub fn new(probe: &FingerTemplate) -> Self {
-        Matcher {
-            probe: SearchTemplate::new(probe),
-        }
+        Self::from_search(SearchTemplate::new(probe))
     }
 
     /// Wraps an already built search template.
     pub fn from_search(probe: SearchTemplate) -> Self {
-        Matcher { probe }
+        let geometry = Geometry::new(&probe);
+        Matcher { probe, geometry }
     }
 
     /// The probe's search form.
@@ -145,7 +184,7 @@ impl Matcher {
 
     /// Similarity in `[0, 1]` (0 = no evidence, 1 = identical).
     pub fn score(&self, candidate: &SearchTemplate) -> f32 {
-        lss_r(&self.probe, candidate)
+        lss_r(&self.probe, &self.geometry, candidate)
     }
 
     /// Convenience: builds the candidate's search form and scores it.
@@ -476,7 +515,19 @@ fn wrap_pi(d: f32) -> f32 {
     }
 }
 
-/// MCC-Bit local similarity of two cylinders, `[0, 1]`.
+/// Bit `j` set when `angles[j]` is within [`MCC_MAX_DIR_DIFF`] of `a`: the
+/// direction test of every pair of a row at once, without a branch each
+/// (half of them fail, unpredictably).
+#[inline(always)]
+fn aligned_mask(a: f32, angles: &[f32]) -> u64 {
+    debug_assert!(angles.len() <= 64);
+    angles.iter().enumerate().fold(0, |m, (j, &b)| {
+        m | (u64::from(direction_gap(a, b) <= MCC_MAX_DIR_DIFF) << j)
+    })
+}
+
+/// MCC-Bit local similarity of two cylinders whose directions are within
+/// [`MCC_MAX_DIR_DIFF`] (see [`aligned_mask`]), `[0, 1]`.
 #[inline(always)]
 fn local_similarity(
     a: &Cylinder,
@@ -484,9 +535,6 @@ fn local_similarity(
     min_cells: u32,
     count_bits: impl Fn(&Cylinder, &Cylinder, &[u64; CELL_WORDS]) -> (u32, u32, u32),
 ) -> f32 {
-    if direction_gap(a.angle, b.angle) > MCC_MAX_DIR_DIFF {
-        return 0.0;
-    }
     // Too little common area: decided from one layer's mask, before the bit counts.
     let (cells, m) = common_cells(a, b);
     if cells < min_cells {
@@ -524,13 +572,13 @@ const RHO_DIST_CUTOFF: f32 = MCC_RHO_DIST.0 - 9.2 / MCC_RHO_DIST.1;
 const RHO_ANGLE_CUTOFF: f32 = MCC_RHO_DIR.0 - 9.2 / MCC_RHO_DIR.1;
 
 /// Local similarity sort with relaxation.
-fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
+fn lss_r(a: &SearchTemplate, ga: &Geometry, b: &SearchTemplate) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if has_fast_popcount() {
         // SAFETY: has_fast_popcount() checked popcnt and AVX2 at run time.
-        return unsafe { lss_r_avx2(a, b) };
+        return unsafe { lss_r_avx2(a, ga, b) };
     }
-    lss_r_generic(a, b, counts)
+    lss_r_generic(a, ga, b, counts)
 }
 
 /// [`lss_r_generic`] compiled with hardware popcount (the baseline x86-64
@@ -538,14 +586,15 @@ fn lss_r(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
 /// popcount loops inline into the pair loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt,avx2")]
-unsafe fn lss_r_avx2(a: &SearchTemplate, b: &SearchTemplate) -> f32 {
+unsafe fn lss_r_avx2(a: &SearchTemplate, ga: &Geometry, b: &SearchTemplate) -> f32 {
     // The closure inherits this function's target features, so the AVX2 counts inline.
-    lss_r_generic(a, b, |x, y, m| counts_avx2(x, y, m))
+    lss_r_generic(a, ga, b, |x, y, m| counts_avx2(x, y, m))
 }
 
 #[inline(always)]
 fn lss_r_generic(
     a: &SearchTemplate,
+    ga: &Geometry,
     b: &SearchTemplate,
     count_bits: impl Fn(&Cylinder, &Cylinder, &[u64; CELL_WORDS]) -> (u32, u32, u32) + Copy,
 ) -> f32 {
@@ -555,9 +604,14 @@ fn lss_r_generic(
     }
     let min_cells = (MCC_MIN_MATCHABLE * disc_cells() as f32).ceil() as u32;
     let mut pairs: Vec<(f32, u16, u16)> = Vec::with_capacity(na * nb / 2);
+    let b_angles: Vec<f32> = b.cylinders.iter().map(|c| c.angle).collect();
     for (i, ca) in a.cylinders.iter().enumerate() {
-        for (j, cb) in b.cylinders.iter().enumerate() {
-            let s = local_similarity(ca, cb, min_cells, count_bits);
+        // Same pairs in the same order as testing every j.
+        let mut aligned = aligned_mask(ca.angle, &b_angles);
+        while aligned != 0 {
+            let j = aligned.trailing_zeros() as usize;
+            aligned &= aligned - 1;
+            let s = local_similarity(ca, &b.cylinders[j], min_cells, count_bits);
             if s > 0.0 {
                 pairs.push((s, i as u16, j as u16));
             }
@@ -578,20 +632,20 @@ fn lss_r_generic(
     let lambda0: Vec<f32> = pairs.iter().map(|p| p.0).collect();
     let mut lambda = lambda0.clone();
     if nr > 1 {
-        // Pairwise geometric compatibility ρ(t, k).
+        // Pairwise geometric compatibility ρ(t, k), kept sparse: most pairs
+        // are cut by the early outs below, and a relaxation sum that skips the
+        // exact zeros adds the same terms in the same order (x + 0 = x), so
+        // scores are unchanged while the serial float sums get much shorter.
         let mut rho = vec![0f32; nr * nr];
+        debug_assert_eq!(ga.n, na, "geometry of another template");
         for t in 0..nr {
-            let (at, bt) = (
-                &a.cylinders[pairs[t].1 as usize],
-                &b.cylinders[pairs[t].2 as usize],
-            );
+            let it = pairs[t].1 as usize;
+            let (at, bt) = (&a.cylinders[it], &b.cylinders[pairs[t].2 as usize]);
             for k in t + 1..nr {
-                let (ak, bk) = (
-                    &a.cylinders[pairs[k].1 as usize],
-                    &b.cylinders[pairs[k].2 as usize],
-                );
-                let da = ((at.x - ak.x).powi(2) + (at.y - ak.y).powi(2)).sqrt();
-                let db = ((bt.x - bk.x).powi(2) + (bt.y - bk.y).powi(2)).sqrt();
+                let ik = pairs[k].1 as usize;
+                let (ak, bk) = (&a.cylinders[ik], &b.cylinders[pairs[k].2 as usize]);
+                let da = ga.dist[it * na + ik];
+                let db = distance(bt, bk);
                 let d1 = (da - db).abs();
                 // Early outs: past these the sigmoids are < 1e-4, so ρ ≈ 0
                 // and the atan2/exp work (most of LSS-R's cost on impostor
@@ -603,8 +657,8 @@ fn lss_r_generic(
                 if d2 > RHO_ANGLE_CUTOFF {
                     continue;
                 }
-                let ra = wrap_pi(at.angle - (ak.y - at.y).atan2(ak.x - at.x));
-                let rb = wrap_pi(bt.angle - (bk.y - bt.y).atan2(bk.x - bt.x));
+                let ra = wrap_pi(at.angle - ga.radial[it * na + ik]);
+                let rb = wrap_pi(bt.angle - radial_direction(bt, bk));
                 let d3 = wrap_pi(ra - rb).abs();
                 let r = sigmoid(d1, MCC_RHO_DIST.0, MCC_RHO_DIST.1)
                     * sigmoid(d2, MCC_RHO_DIR.0, MCC_RHO_DIR.1)
@@ -613,11 +667,26 @@ fn lss_r_generic(
                 rho[k * nr + t] = r;
             }
         }
+        let mut links: Vec<(u16, f32)> = Vec::with_capacity(nr * 4);
+        let mut row_end = Vec::with_capacity(nr);
+        for row in rho.chunks_exact(nr) {
+            links.extend(
+                row.iter()
+                    .enumerate()
+                    .filter(|&(_, &r)| r != 0.0)
+                    .map(|(k, &r)| (k as u16, r)),
+            );
+            row_end.push(links.len());
+        }
         let mut next = vec![0f32; nr];
         for _ in 0..MCC_RELAX_ITERS {
-            for t in 0..nr {
-                let row = &rho[t * nr..(t + 1) * nr];
-                let support: f32 = row.iter().zip(&lambda).map(|(r, l)| r * l).sum();
+            let mut start = 0;
+            for (t, &end) in row_end.iter().enumerate() {
+                let support: f32 = links[start..end]
+                    .iter()
+                    .map(|&(k, r)| r * lambda[k as usize])
+                    .sum();
+                start = end;
                 next[t] = MCC_RELAX_WEIGHT * lambda[t]
                     + (1.0 - MCC_RELAX_WEIGHT) * support / (nr - 1) as f32;
             }
@@ -625,8 +694,9 @@ fn lss_r_generic(
         }
     }
     // Keep the pairs whose similarity relaxation preserved best.
+    let kept: Vec<f32> = lambda.iter().zip(&lambda0).map(|(l, l0)| l / l0).collect();
     let mut order: Vec<usize> = (0..nr).collect();
-    order.sort_by(|&x, &y| (lambda[y] / lambda0[y]).total_cmp(&(lambda[x] / lambda0[x])));
+    order.sort_by(|&x, &y| kept[y].total_cmp(&kept[x]));
     let sum: f32 = order.iter().take(np).map(|&t| lambda[t]).sum();
     (sum / np as f32).clamp(0.0, 1.0)
 }
@@ -690,7 +760,12 @@ mod tests {
         let t = SearchTemplate::new(&synthetic(3, 40));
         for seed in [3, 4, 5] {
             let u = SearchTemplate::new(&synthetic(seed, 40));
-            assert_eq!(lss_r(&t, &u), lss_r_generic(&t, &u, counts), "seed {seed}");
+            let g = Geometry::new(&t);
+            assert_eq!(
+                lss_r(&t, &g, &u),
+                lss_r_generic(&t, &g, &u, counts),
+                "seed {seed}"
+            );
         }
     }
 

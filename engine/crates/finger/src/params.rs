@@ -170,6 +170,8 @@ pub const MCC_RHO_RADIAL: (f32, f32) = (PI / 12.0, -30.0);
 /// Cylinders kept per template for matching (best quality first): past
 /// ~60 the extra minutiae are mostly noise and cost quadratic time.
 pub const MCC_MAX_CYLINDERS: usize = 45;
+// The matcher tests a row of pairs with one 64-bit mask.
+const _: () = assert!(MCC_MAX_CYLINDERS <= 64);
 /// Minutiae (best quality first) whose coarse codes form the pre-selection
 /// signature.
 pub const COARSE_MINUTIAE: usize = 16;
