@@ -107,43 +107,39 @@ fn time_searches(
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// Leave-one-out rank-1 over the real templates: exhaustive, and with a shortlist of each fraction.
+/// Leave-one-out rank-1 over the real templates through the real search path (the probe's own entry
+/// removed from a copy of the gallery): exhaustive, and with a shortlist of each fraction and the
+/// default pre-selection passes.
 fn recall(real: &[(u32, SearchTemplate)], fractions: &[f32]) -> (f64, Vec<RecallRow>) {
-    let matchers: Vec<Matcher> = real
-        .iter()
-        .map(|(_, t)| Matcher::from_search(t.clone()))
-        .collect();
+    let mut full = Gallery::new();
+    for (i, (_, t)) in real.iter().enumerate() {
+        full.push(i as u64, FingerPosition::UNKNOWN, t.clone());
+    }
     let n = real.len();
     let rows: Vec<(bool, Vec<bool>)> = (0..n)
         .into_par_iter()
         .map(|p| {
-            let others: Vec<usize> = (0..n).filter(|&j| j != p).collect();
-            let exact: Vec<f32> = others
-                .iter()
-                .map(|&j| matchers[p].score(&real[j].1))
-                .collect();
-            let coarse: Vec<u32> = others
-                .iter()
-                .map(|&j| matchers[p].coarse_score(&real[j].1))
-                .collect();
-            let best_is_mate = |cands: &[usize]| {
-                cands
-                    .iter()
-                    .copied()
-                    .max_by(|&a, &b| exact[a].total_cmp(&exact[b]))
-                    .is_some_and(|k| real[others[k]].0 == real[p].0)
+            let mut gallery = full.clone();
+            gallery.remove(p);
+            let probe = Matcher::from_search(real[p].1.clone());
+            let rank1_is_mate = |opts: &SearchOptions| {
+                gallery
+                    .search(&probe, FingerPosition::UNKNOWN, opts)
+                    .first()
+                    .is_some_and(|h| real[h.entry].0 == real[p].0)
             };
-            let all: Vec<usize> = (0..others.len()).collect();
-            let mut order = all.clone();
-            order.sort_by(|&a, &b| coarse[b].cmp(&coarse[a]));
             let per = fractions
                 .iter()
-                .map(|f| {
-                    let keep = ((others.len() as f32 * f).ceil() as usize).max(1);
-                    best_is_mate(&order[..keep])
+                .map(|&f| {
+                    rank1_is_mate(&SearchOptions {
+                        preselect_fraction: f,
+                        preselect_min: 1,
+                        top_k: 1,
+                        ..SearchOptions::default()
+                    })
                 })
                 .collect();
-            (best_is_mate(&all), per)
+            (rank1_is_mate(&SearchOptions::exhaustive(1)), per)
         })
         .collect();
     let share = |c: usize| c as f64 / n.max(1) as f64;
@@ -197,8 +193,16 @@ pub fn run(args: FingerBenchArgs) -> anyhow::Result<()> {
     for threads in [1usize, 2] {
         for (mode, opts, qs) in [
             (
-                "pre-selection 2%, exact re-scoring",
+                "pre-selection 30% -> 2%, exact re-scoring",
                 SearchOptions::default(),
+                &probes[..],
+            ),
+            (
+                "one-pass pre-selection 2%, exact",
+                SearchOptions {
+                    first_pass_codes: 0,
+                    ..SearchOptions::default()
+                },
                 &probes[..],
             ),
             (

@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
             preselect_fraction: fraction,
             preselect_min: 50,
             top_k: 10,
+            ..SearchOptions::default()
         };
         g.bench_with_input(BenchmarkId::new("preselect", fraction), &opts, |b, o| {
             b.iter(|| gallery.search(&probe, FingerPosition::UNKNOWN, o))

@@ -152,18 +152,53 @@ impl CoarseTable {
     }
 
     /// [`coarse_similarity`] of `probe` against the codes in `range`.
+    #[cfg(test)]
     pub fn similarity(&self, probe: &[CoarseCode], range: (u32, u32)) -> u32 {
-        let (start, end) = (range.0 as usize, range.1 as usize);
-        assert!(
-            start <= end && end <= self.angle.len() && (end - start) % LANES == 0,
-            "coarse table: bad range {range:?}"
-        );
+        let mut out = Vec::with_capacity(1);
+        self.similarities(probe, &[range], &mut out);
+        out[0]
+    }
+
+    /// [`CoarseTable::similarity`] for each range, appended to `out`: one call
+    /// for a whole slice of the gallery, so the AVX2 kernel inlines into the
+    /// loop (a call per template was a quarter of the pass).
+    pub fn similarities(&self, probe: &[CoarseCode], ranges: &[(u32, u32)], out: &mut Vec<u32>) {
+        for &(start, end) in ranges {
+            assert!(
+                start <= end
+                    && end as usize <= self.angle.len()
+                    && ((end - start) as usize).is_multiple_of(LANES),
+                "coarse table: bad range {:?}",
+                (start, end)
+            );
+        }
+        out.reserve(ranges.len());
         #[cfg(target_arch = "x86_64")]
         if has_fast_popcount() {
-            // SAFETY: AVX2 detected; the range was checked against every array above
+            // SAFETY: AVX2 detected; every range was checked against every array above
             // (they all have the same length) and is a whole number of vectors.
-            return unsafe { self.similarity_avx2(probe, start, end) };
+            unsafe { self.similarities_avx2(probe, ranges, out) };
+            return;
         }
+        out.extend(ranges.iter().map(|&r| self.similarity_portable(probe, r)));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn similarities_avx2(
+        &self,
+        probe: &[CoarseCode],
+        ranges: &[(u32, u32)],
+        out: &mut Vec<u32>,
+    ) {
+        for &(start, end) in ranges {
+            // SAFETY: the caller checked the ranges and AVX2.
+            out.push(unsafe { self.similarity_avx2(probe, start as usize, end as usize) });
+        }
+    }
+
+    fn similarity_portable(&self, probe: &[CoarseCode], range: (u32, u32)) -> u32 {
+        let (start, end) = (range.0 as usize, range.1 as usize);
         // Portable path: a template's codes, on the stack when they fit (they always do
         // for templates built by this crate).
         let mut buf = [PADDING; MAX_TEMPLATE_CODES];
@@ -185,6 +220,7 @@ impl CoarseTable {
     /// that is exact here (see `float_floor_division_is_exact`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
+    #[inline]
     unsafe fn similarity_avx2(&self, probe: &[CoarseCode], start: usize, end: usize) -> u32 {
         use crate::mcc::popcount_bytes;
         use std::arch::x86_64::*;

@@ -22,7 +22,7 @@
 //! assert!(same > 0.9, "{same}");
 //! ```
 
-use crate::coarse::{coarse_code, coarse_similarity, CoarseCode, CoarseTable};
+use crate::coarse::{coarse_code, coarse_similarity, CoarseCode};
 use crate::params::*;
 use crate::template::FingerTemplate;
 use std::f32::consts::{PI, TAU};
@@ -196,12 +196,6 @@ impl Matcher {
     /// similar; only comparable across candidates for the same probe.
     pub fn coarse_score(&self, candidate: &SearchTemplate) -> u32 {
         coarse_similarity(&self.probe.coarse, &candidate.coarse)
-    }
-
-    /// Coarse score against one template's codes in a gallery's table
-    /// (the same value as [`Matcher::coarse_score`]).
-    pub(crate) fn coarse_score_in(&self, table: &CoarseTable, range: (u32, u32)) -> u32 {
-        table.similarity(&self.probe.coarse, range)
     }
 }
 

@@ -181,6 +181,13 @@ pub const COARSE_MIN_FINE_BITS: u32 = 3;
 pub const PRESELECT_FRACTION: f32 = 0.02;
 /// ... but never fewer than this.
 pub const PRESELECT_MIN: usize = 50;
+/// Pre-selection's first pass scores the gallery with this many probe codes
+/// (a quarter of the coarse work) ...
+pub const FIRST_PASS_CODES: usize = 4;
+/// ... and keeps this fraction for the full coarse score: on the 400 FVC
+/// templates, leave-one-out rank-1 at a 2% shortlist is the same with it
+/// (94.75%) and 0.75 points lower when it keeps 20%.
+pub const FIRST_PASS_FRACTION: f32 = 0.3;
 
 // ------------------------------------------------------------ decision --
 

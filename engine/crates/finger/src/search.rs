@@ -17,9 +17,10 @@
 //! assert_eq!(hits[0].subject, 7);
 //! ```
 
+use crate::coarse::CoarseCode;
 use crate::coarse::CoarseTable;
 use crate::mcc::{Matcher, SearchTemplate};
-use crate::params::{PRESELECT_FRACTION, PRESELECT_MIN};
+use crate::params::{FIRST_PASS_CODES, FIRST_PASS_FRACTION, PRESELECT_FRACTION, PRESELECT_MIN};
 use crate::standard::FingerPosition;
 use crate::template::FingerTemplate;
 use rayon::prelude::*;
@@ -54,12 +55,20 @@ pub struct Gallery {
 
 /// How a search trades speed for recall.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchOptions {
     /// Pre-selection keeps this fraction of the (position-filtered) gallery
     /// for exact scoring; `1.0` disables pre-selection.
     pub preselect_fraction: f32,
     /// ... but at least this many candidates.
     pub preselect_min: usize,
+    /// A first, cheaper pre-selection pass: only this many of the probe's
+    /// coarse codes (its best-quality minutiae) score the whole gallery, and
+    /// the best `first_pass_fraction` of it go on to the full coarse score.
+    /// `0` disables the first pass.
+    pub first_pass_codes: usize,
+    /// Fraction of the gallery the first pass keeps.
+    pub first_pass_fraction: f32,
     /// Hits returned.
     pub top_k: usize,
 }
@@ -69,6 +78,8 @@ impl Default for SearchOptions {
         SearchOptions {
             preselect_fraction: PRESELECT_FRACTION,
             preselect_min: PRESELECT_MIN,
+            first_pass_codes: FIRST_PASS_CODES,
+            first_pass_fraction: FIRST_PASS_FRACTION,
             top_k: 10,
         }
     }
@@ -80,6 +91,8 @@ impl SearchOptions {
         SearchOptions {
             preselect_fraction: 1.0,
             preselect_min: usize::MAX,
+            first_pass_codes: 0,
+            first_pass_fraction: 1.0,
             top_k,
         }
     }
@@ -203,21 +216,22 @@ impl Gallery {
         let pool: Vec<usize> = (0..self.entries.len())
             .filter(|&i| !self.removed[i] && eligible(&self.entries[i]))
             .collect();
-        let keep = ((pool.len() as f32 * opts.preselect_fraction).ceil() as usize)
+        let fraction = |f: f32| (pool.len() as f32 * f).ceil() as usize;
+        let keep = fraction(opts.preselect_fraction)
             .max(opts.preselect_min)
             .min(pool.len());
-        let shortlist: Vec<usize> = if keep >= pool.len() {
-            pool
+        let codes = probe.probe().coarse_codes();
+        let first_keep = fraction(opts.first_pass_fraction).max(keep);
+        let pool = if opts.first_pass_codes > 0 && first_keep < pool.len() {
+            let first = &codes[..opts.first_pass_codes.min(codes.len())];
+            let mut kept = self.best_by_coarse(pool, first, first_keep);
+            // Back in gallery order, so the second pass reads the table forwards.
+            kept.sort_unstable();
+            kept
         } else {
-            let mut coarse: Vec<(u32, usize)> = pool
-                .par_iter()
-                .with_min_len(4096)
-                .map(|&i| (probe.coarse_score_in(&self.coarse, self.coarse_range[i]), i))
-                .collect();
-            coarse.select_nth_unstable_by(keep - 1, |a, b| b.0.cmp(&a.0));
-            coarse.truncate(keep);
-            coarse.into_iter().map(|(_, i)| i).collect()
+            pool
         };
+        let shortlist = self.best_by_coarse(pool, codes, keep);
         let mut hits: Vec<Hit> = shortlist
             .par_iter()
             .map(|&i| {
@@ -233,6 +247,26 @@ impl Gallery {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry)));
         hits.truncate(opts.top_k);
         hits
+    }
+
+    /// The `keep` entries of `pool` with the best coarse score against
+    /// `codes` (all of `pool` when it is no larger), in no particular order.
+    fn best_by_coarse(&self, pool: Vec<usize>, codes: &[CoarseCode], keep: usize) -> Vec<usize> {
+        if keep >= pool.len() {
+            return pool;
+        }
+        let mut coarse: Vec<(u32, usize)> = pool
+            .par_chunks(2048)
+            .flat_map_iter(|chunk| {
+                let ranges: Vec<(u32, u32)> = chunk.iter().map(|&i| self.coarse_range[i]).collect();
+                let mut scores = Vec::new();
+                self.coarse.similarities(codes, &ranges, &mut scores);
+                scores.into_iter().zip(chunk.iter().copied())
+            })
+            .collect();
+        coarse.select_nth_unstable_by(keep.max(1) - 1, |a, b| b.0.cmp(&a.0));
+        coarse.truncate(keep);
+        coarse.into_iter().map(|(_, i)| i).collect()
     }
 
     /// Multi-finger identification: searches each probe finger, keeps each

@@ -6,6 +6,7 @@ use common::{db, template};
 use sinhtrac_finger::params::DEFAULT_THRESHOLD;
 use sinhtrac_finger::{
     fvc, ClassicalExtractor, Extractor, FingerPosition, Gallery, ImageView, Matcher, SearchOptions,
+    SearchTemplate,
 };
 
 const DB: &str = "fvc2002/DB1_B";
@@ -107,6 +108,47 @@ fn identification_finds_mates_and_fuses_fingers() {
         assert_eq!(hits[0].subject, u64::from(s), "{hits:?}");
         assert_eq!(hits[0].per_finger.len(), 2);
     }
+}
+
+#[test]
+fn two_pass_preselection_finds_the_mates_among_2000_fillers() {
+    // 10 mates (impression 1 of FVC2002 DB1_B) among 2,000 fillers (FVC2000 DB2_B cloned), so the
+    // default search runs both coarse passes (first keeps 30% = 603, then 2% or at least 50).
+    let fillers: Vec<SearchTemplate> = (101..=110u32)
+        .flat_map(|f| (1..=8u32).map(move |i| (f, i)))
+        .map(|(f, i)| SearchTemplate::new(&template("fvc2000/DB2_B", f, i)))
+        .collect();
+    let mut gallery = Gallery::new();
+    for k in 0..2000 {
+        gallery.push(
+            1000 + k as u64,
+            FingerPosition::UNKNOWN,
+            fillers[k % fillers.len()].clone(),
+        );
+    }
+    for f in 101..=110u32 {
+        gallery.insert(u64::from(f), FingerPosition::UNKNOWN, &template(DB, f, 1));
+    }
+    let (mut rank1, mut exhaustive_rank1) = (0, 0);
+    for f in 101..=110u32 {
+        let probe = Matcher::new(&template(DB, f, 3));
+        let top = |opts: &SearchOptions| {
+            gallery
+                .search(&probe, FingerPosition::UNKNOWN, opts)
+                .first()
+                .map(|h| h.subject)
+        };
+        rank1 += usize::from(top(&SearchOptions::default()) == Some(u64::from(f)));
+        exhaustive_rank1 += usize::from(top(&SearchOptions::exhaustive(1)) == Some(u64::from(f)));
+    }
+    assert!(
+        exhaustive_rank1 >= 9,
+        "exhaustive rank-1 {exhaustive_rank1}/10"
+    );
+    assert!(
+        rank1 >= exhaustive_rank1 - 1,
+        "pre-selected rank-1 {rank1}/10 vs {exhaustive_rank1}/10 exhaustive"
+    );
 }
 
 #[test]
