@@ -171,8 +171,17 @@ fn bench_finger_reports_speed_and_the_cost_of_pre_selection() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json);
     assert!(r["templates"].as_u64().unwrap() >= 390, "{r}");
+    // Default (two-pass) pre-selection, one-pass pre-selection and exhaustive, on 1 and 2 threads.
     let speed = r["speed"].as_array().unwrap();
-    assert_eq!(speed.len(), 4);
+    assert_eq!(speed.len(), 6, "{speed:?}");
+    for mode in ["pre-selection 30%", "one-pass", "exhaustive"] {
+        assert!(
+            speed
+                .iter()
+                .any(|s| s["mode"].as_str().unwrap_or("").starts_with(mode)),
+            "no {mode} row in {speed:?}"
+        );
+    }
     assert!(speed
         .iter()
         .all(|s| s["comparisons_per_s"].as_f64().unwrap() > 0.0));
