@@ -90,7 +90,7 @@ pub fn choose_tier(rows: usize, dim: usize, recall_target: f64) -> Tier {
     if rows < 1_000_000 || recall_target >= 0.999 {
         return Tier::Flat;
     }
-    if recall_target >= 0.99 && dim % 2 == 0 {
+    if recall_target >= 0.99 && dim.is_multiple_of(2) {
         return Tier::Ann(AnnConfig {
             nprobe: None,
             ef_search: None,
