@@ -7,14 +7,21 @@ use sinhtrac_index::bench::gen::clustered;
 use sinhtrac_index::sweep::SweepConfig;
 use sinhtrac_index::{Codec, FlatConfig, FlatIndex, SearchParams};
 
-fn gallery() -> (FlatIndex, Vec<f32>) {
-    let dim = 32;
-    let c = clustered(1000, 4, dim, 0.8, 3);
-    let (q, _) = c.queries(50, 4);
-    let ids: Vec<u64> = (0..4000).collect();
-    let mut ix = FlatIndex::new(FlatConfig::new(dim, Codec::F32)).unwrap();
+const DIM: usize = 32;
+
+/// An exact index over `identities` × 4 face-like samples (ids = rows) and
+/// `queries` fresh samples of enrolled identities.
+fn clustered_gallery(identities: usize, queries: usize, seed: u64) -> (FlatIndex, Vec<f32>) {
+    let c = clustered(identities, 4, DIM, 0.8, seed);
+    let (q, _) = c.queries(queries, seed + 1);
+    let ids: Vec<u64> = (0..(identities * 4) as u64).collect();
+    let mut ix = FlatIndex::new(FlatConfig::new(DIM, Codec::F32)).unwrap();
     ix.extend(&ids, &c.vectors, None).unwrap();
     (ix, q)
+}
+
+fn gallery() -> (FlatIndex, Vec<f32>) {
+    clustered_gallery(1000, 50, 3)
 }
 
 #[test]
@@ -60,13 +67,8 @@ fn high_recall_tier_reaches_recall_099_after_rerank() {
     // The tier `choose_tier` picks for a 0.99 target on a national-scale
     // gallery, here on 20k face-like vectors: PQ fast-scan scores every row,
     // the best k × 100 are re-scored exactly (with ×2 recall is ~0.74).
-    let dim = 32;
-    let c = clustered(5000, 4, dim, 0.8, 11);
-    let (q, _) = c.queries(100, 12);
-    let ids: Vec<u64> = (0..20_000).collect();
-    let mut flat = FlatIndex::new(FlatConfig::new(dim, Codec::F32)).unwrap();
-    flat.extend(&ids, &c.vectors, None).unwrap();
-    let Tier::Ann(cfg) = choose_tier(50_000_000, dim, 0.99) else {
+    let (flat, q) = clustered_gallery(5000, 100, 11);
+    let Tier::Ann(cfg) = choose_tier(50_000_000, DIM, 0.99) else {
         panic!("a 50M gallery at recall 0.99 should use the ANN tier")
     };
     assert_eq!(cfg.factory, "PQ16x4fs");
