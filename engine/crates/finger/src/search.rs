@@ -17,8 +17,7 @@
 //! assert_eq!(hits[0].subject, 7);
 //! ```
 
-use crate::coarse::CoarseCode;
-use crate::coarse::CoarseTable;
+use crate::coarse::{CoarseCode, CoarseTable};
 use crate::mcc::{Matcher, SearchTemplate};
 use crate::params::{FIRST_PASS_CODES, FIRST_PASS_FRACTION, PRESELECT_FRACTION, PRESELECT_MIN};
 use crate::standard::FingerPosition;
