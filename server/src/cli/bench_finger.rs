@@ -52,6 +52,8 @@ struct SpeedRow {
 #[derive(Debug, Serialize)]
 struct RecallRow {
     shortlist_fraction: f32,
+    /// Whether the refine stage (partial MCC) ran between the shortlist and the full score.
+    refine: bool,
     rank1: f64,
     loss_points: f64,
 }
@@ -89,6 +91,15 @@ fn real_templates(root: &std::path::Path) -> anyhow::Result<Vec<(u32, SearchTemp
         .collect())
 }
 
+/// The default passes without the refine stage: the shortlist goes straight to the full score.
+fn without_refine(preselect_fraction: f32) -> SearchOptions {
+    SearchOptions {
+        preselect_fraction,
+        refine_cylinders: 0,
+        ..SearchOptions::default()
+    }
+}
+
 fn time_searches(
     gallery: &Gallery,
     probes: &[Matcher],
@@ -108,9 +119,9 @@ fn time_searches(
 }
 
 /// Leave-one-out rank-1 over the real templates through the real search path (the probe's own entry
-/// removed from a copy of the gallery): exhaustive, and with a shortlist of each fraction and the
-/// default pre-selection passes.
-fn recall(real: &[(u32, SearchTemplate)], fractions: &[f32]) -> (f64, Vec<RecallRow>) {
+/// removed from a copy of the gallery): exhaustive, and with a shortlist of each fraction, with or
+/// without the refine stage, the other passes as by default.
+fn recall(real: &[(u32, SearchTemplate)], fractions: &[(f32, bool)]) -> (f64, Vec<RecallRow>) {
     let mut full = Gallery::new();
     for (i, (_, t)) in real.iter().enumerate() {
         full.push(i as u64, FingerPosition::UNKNOWN, t.clone());
@@ -130,12 +141,17 @@ fn recall(real: &[(u32, SearchTemplate)], fractions: &[f32]) -> (f64, Vec<Recall
             };
             let per = fractions
                 .iter()
-                .map(|&f| {
+                .map(|&(f, refine)| {
+                    let opts = if refine {
+                        SearchOptions::default()
+                    } else {
+                        without_refine(f)
+                    };
                     rank1_is_mate(&SearchOptions {
                         preselect_fraction: f,
                         preselect_min: 1,
                         top_k: 1,
-                        ..SearchOptions::default()
+                        ..opts
                     })
                 })
                 .collect();
@@ -147,10 +163,11 @@ fn recall(real: &[(u32, SearchTemplate)], fractions: &[f32]) -> (f64, Vec<Recall
     let out = fractions
         .iter()
         .enumerate()
-        .map(|(i, &f)| {
+        .map(|(i, &(f, refine))| {
             let r1 = share(rows.iter().filter(|r| r.1[i]).count());
             RecallRow {
                 shortlist_fraction: f,
+                refine,
                 rank1: r1,
                 loss_points: (exhaustive - r1) * 100.0,
             }
@@ -193,16 +210,13 @@ pub fn run(args: FingerBenchArgs) -> anyhow::Result<()> {
     for threads in [1usize, 2] {
         for (mode, opts, qs) in [
             (
-                "pre-selection 30% -> 2%, exact re-scoring",
+                "pre-selection 30% -> 3%, refine 0.6%, exact",
                 SearchOptions::default(),
                 &probes[..],
             ),
             (
-                "one-pass pre-selection 2%, exact",
-                SearchOptions {
-                    first_pass_codes: 0,
-                    ..SearchOptions::default()
-                },
+                "no refine: pre-selection 30% -> 2%, exact",
+                without_refine(0.02),
                 &probes[..],
             ),
             (
@@ -221,7 +235,18 @@ pub fn run(args: FingerBenchArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let (exhaustive_rank1, recall) = recall(&real, &[0.01, 0.02, 0.05, 0.10]);
+    let (exhaustive_rank1, recall) = recall(
+        &real,
+        &[
+            (0.01, true),
+            (0.02, true),
+            (0.03, true),
+            (0.05, true),
+            (0.10, true),
+            (0.02, false),
+            (0.03, false),
+        ],
+    );
     let report = FingerBench {
         templates: real.len(),
         gallery: args.n,
@@ -238,12 +263,12 @@ pub fn run(args: FingerBenchArgs) -> anyhow::Result<()> {
         report.gallery
     );
     println!(
-        "  {:<36} {:>7} {:>12} {:>16}",
+        "  {:<44} {:>7} {:>12} {:>16}",
         "mode", "threads", "ms/search", "comparisons/s"
     );
     for r in &report.speed {
         println!(
-            "  {:<36} {:>7} {:>12.1} {:>16.0}",
+            "  {:<44} {:>7} {:>12.1} {:>16.0}",
             r.mode, r.threads, r.ms_per_search, r.comparisons_per_s
         );
     }
@@ -267,8 +292,9 @@ pub fn run(args: FingerBenchArgs) -> anyhow::Result<()> {
     );
     for r in &report.recall {
         println!(
-            "  shortlist {:>4.1}%: rank-1 {:.2}% (cost {:.2} points)",
+            "  shortlist {:>4.1}%{}: rank-1 {:.2}% (cost {:.2} points)",
             r.shortlist_fraction * 100.0,
+            if r.refine { ", refine" } else { ", no refine" },
             r.rank1 * 100.0,
             r.loss_points
         );

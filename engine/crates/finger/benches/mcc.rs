@@ -57,6 +57,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("exact_impostor", |b| {
         b.iter(|| probe.score(black_box(&real[200])))
     });
+    g.bench_function("partial16_impostor", |b| {
+        b.iter(|| probe.score_best(black_box(&real[200]), 16))
+    });
     g.bench_function("coarse", |b| {
         b.iter(|| probe.coarse_score(black_box(&real[200])))
     });
@@ -70,29 +73,33 @@ fn bench(c: &mut Criterion) {
             real[i % real.len()].clone(),
         );
     }
+    // Several probes per iteration, spread over the databases: one probe's
+    // minutiae count would decide the figure.
+    let probes: Vec<Matcher> = (0..8)
+        .map(|q| Matcher::from_search(real[(q * 53) % real.len()].clone()))
+        .collect();
+    let search_all = |opts: &SearchOptions| {
+        for p in &probes {
+            black_box(gallery.search(p, FingerPosition::UNKNOWN, opts));
+        }
+    };
     let mut g = c.benchmark_group("mcc_1toN");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(GALLERY as u64));
-    for fraction in [0.005f32, 0.01, 0.02] {
-        let opts = SearchOptions {
-            preselect_fraction: fraction,
-            preselect_min: 50,
-            top_k: 10,
-            ..SearchOptions::default()
-        };
-        g.bench_with_input(BenchmarkId::new("preselect", fraction), &opts, |b, o| {
-            b.iter(|| gallery.search(&probe, FingerPosition::UNKNOWN, o))
+    g.throughput(Throughput::Elements((GALLERY * probes.len()) as u64));
+    let no_refine = SearchOptions {
+        preselect_fraction: 0.02,
+        refine_cylinders: 0,
+        ..SearchOptions::default()
+    };
+    for (name, opts) in [
+        ("default", SearchOptions::default()),
+        ("no_refine_2pct", no_refine),
+        ("exhaustive", SearchOptions::exhaustive(10)),
+    ] {
+        g.bench_with_input(BenchmarkId::new("cascade", name), &opts, |b, o| {
+            b.iter(|| search_all(o))
         });
     }
-    g.bench_function("exhaustive", |b| {
-        b.iter(|| {
-            gallery.search(
-                &probe,
-                FingerPosition::UNKNOWN,
-                &SearchOptions::exhaustive(10),
-            )
-        })
-    });
     g.finish();
 }
 

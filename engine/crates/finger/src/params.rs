@@ -178,8 +178,8 @@ pub const COARSE_MINUTIAE: usize = 16;
 /// A coarse code bit is set when at least this many of its 12 fine cells are.
 pub const COARSE_MIN_FINE_BITS: u32 = 3;
 /// Candidates kept by pre-selection, as a fraction of the gallery ...
-pub const PRESELECT_FRACTION: f32 = 0.02;
-/// ... but never fewer than this.
+pub const PRESELECT_FRACTION: f32 = 0.03;
+/// ... but never fewer than this (nor fewer for the full score).
 pub const PRESELECT_MIN: usize = 50;
 /// Pre-selection's first pass scores the gallery with this many probe codes
 /// (a quarter of the coarse work) ...
@@ -188,6 +188,14 @@ pub const FIRST_PASS_CODES: usize = 4;
 /// templates, leave-one-out rank-1 at a 2% shortlist is the same with it
 /// (94.75%) and 0.75 points lower when it keeps 20%.
 pub const FIRST_PASS_FRACTION: f32 = 0.3;
+/// The refine stage scores the shortlist by MCC over this many
+/// best-quality minutiae per side (~1/8 of the pairs of the full score) ...
+pub const REFINE_CYLINDERS: usize = 16;
+/// ... and passes this fraction of the gallery to the full score. With a
+/// 3% shortlist, leave-one-out rank-1 on the 400 FVC templates is 95.00%
+/// (a 2% shortlist straight to the full score: 94.75%; 12 or 14 minutiae
+/// lose 0.25–1.75 points, 18 or 20 gain nothing) at 1.3× the speed.
+pub const REFINE_FRACTION: f32 = 0.006;
 
 // ------------------------------------------------------------ decision --
 

@@ -19,7 +19,10 @@
 
 use crate::coarse::{CoarseCode, CoarseTable};
 use crate::mcc::{Matcher, SearchTemplate};
-use crate::params::{FIRST_PASS_CODES, FIRST_PASS_FRACTION, PRESELECT_FRACTION, PRESELECT_MIN};
+use crate::params::{
+    FIRST_PASS_CODES, FIRST_PASS_FRACTION, PRESELECT_FRACTION, PRESELECT_MIN, REFINE_CYLINDERS,
+    REFINE_FRACTION,
+};
 use crate::standard::FingerPosition;
 use crate::template::FingerTemplate;
 use rayon::prelude::*;
@@ -59,7 +62,8 @@ pub struct SearchOptions {
     /// Pre-selection keeps this fraction of the (position-filtered) gallery
     /// for exact scoring; `1.0` disables pre-selection.
     pub preselect_fraction: f32,
-    /// ... but at least this many candidates.
+    /// ... but at least this many candidates (also the floor of what the
+    /// refine stage passes on to the full score).
     pub preselect_min: usize,
     /// A first, cheaper pre-selection pass: only this many of the probe's
     /// coarse codes (its best-quality minutiae) score the whole gallery, and
@@ -68,6 +72,13 @@ pub struct SearchOptions {
     pub first_pass_codes: usize,
     /// Fraction of the gallery the first pass keeps.
     pub first_pass_fraction: f32,
+    /// A cheaper exact stage after the coarse shortlist: MCC over only
+    /// this many best-quality minutiae of each side ranks the shortlist,
+    /// and the best `refine_fraction` of the gallery (at least
+    /// `preselect_min`) go on to the full score. `0` disables it.
+    pub refine_cylinders: usize,
+    /// Fraction of the gallery the refine stage keeps for the full score.
+    pub refine_fraction: f32,
     /// Hits returned.
     pub top_k: usize,
 }
@@ -79,6 +90,8 @@ impl Default for SearchOptions {
             preselect_min: PRESELECT_MIN,
             first_pass_codes: FIRST_PASS_CODES,
             first_pass_fraction: FIRST_PASS_FRACTION,
+            refine_cylinders: REFINE_CYLINDERS,
+            refine_fraction: REFINE_FRACTION,
             top_k: 10,
         }
     }
@@ -92,6 +105,8 @@ impl SearchOptions {
             preselect_min: usize::MAX,
             first_pass_codes: 0,
             first_pass_fraction: 1.0,
+            refine_cylinders: 0,
+            refine_fraction: 1.0,
             top_k,
         }
     }
@@ -199,8 +214,10 @@ impl Gallery {
 
     /// Searches one finger: entries at `position` (all entries when either
     /// side is [`FingerPosition::UNKNOWN`]) are ranked by the coarse score
-    /// in parallel, the best fraction is re-scored exactly, and the top
-    /// `top_k` are returned best first.
+    /// in parallel (a first pass with a few probe codes, then all of them),
+    /// the shortlist by MCC over the best-quality minutiae, the best of
+    /// those are re-scored exactly, and the top `top_k` are returned best
+    /// first.
     pub fn search(
         &self,
         probe: &Matcher,
@@ -215,7 +232,8 @@ impl Gallery {
         let pool: Vec<usize> = (0..self.entries.len())
             .filter(|&i| !self.removed[i] && eligible(&self.entries[i]))
             .collect();
-        let fraction = |f: f32| (pool.len() as f32 * f).ceil() as usize;
+        let eligible_count = pool.len();
+        let fraction = |f: f32| (eligible_count as f32 * f).ceil() as usize;
         let keep = fraction(opts.preselect_fraction)
             .max(opts.preselect_min)
             .min(pool.len());
@@ -230,7 +248,12 @@ impl Gallery {
         } else {
             pool
         };
-        let shortlist = self.best_by_coarse(pool, codes, keep);
+        let mut shortlist = self.best_by_coarse(pool, codes, keep);
+        let exact_keep = fraction(opts.refine_fraction).max(opts.preselect_min);
+        if opts.refine_cylinders > 0 && exact_keep < shortlist.len() {
+            shortlist =
+                self.best_by_partial_score(probe, &shortlist, opts.refine_cylinders, exact_keep);
+        }
         let mut hits: Vec<Hit> = shortlist
             .par_iter()
             .map(|&i| {
@@ -266,6 +289,26 @@ impl Gallery {
         coarse.select_nth_unstable_by(keep.max(1) - 1, |a, b| b.0.cmp(&a.0));
         coarse.truncate(keep);
         coarse.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The `keep` entries of `shortlist` with the best MCC score over
+    /// their and the probe's first `cylinders` minutiae.
+    fn best_by_partial_score(
+        &self,
+        probe: &Matcher,
+        shortlist: &[usize],
+        cylinders: usize,
+        keep: usize,
+    ) -> Vec<usize> {
+        let mut scored: Vec<(f32, usize)> = shortlist
+            .par_iter()
+            .map(|&i| (probe.score_best(&self.entries[i].template, cylinders), i))
+            .collect();
+        scored.select_nth_unstable_by(keep.max(1) - 1, |a, b| {
+            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+        });
+        scored.truncate(keep);
+        scored.into_iter().map(|(_, i)| i).collect()
     }
 
     /// Multi-finger identification: searches each probe finger, keeps each

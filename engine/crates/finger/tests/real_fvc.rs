@@ -111,15 +111,16 @@ fn identification_finds_mates_and_fuses_fingers() {
 }
 
 #[test]
-fn two_pass_preselection_finds_the_mates_among_2000_fillers() {
-    // 10 mates (impression 1 of FVC2002 DB1_B) among 2,000 fillers (FVC2000 DB2_B cloned), so the
-    // default search runs both coarse passes (first keeps 30% = 603, then 2% or at least 50).
+fn search_cascade_finds_the_mates_among_5000_fillers() {
+    // 10 mates (impression 1 of FVC2002 DB1_B) among 5,000 fillers (FVC2000 DB2_B cloned), so the
+    // default search runs every stage: the first coarse pass keeps 30% (1,503), the full coarse
+    // score 3% (151), the refine stage (partial MCC) 50 of those for the full score.
     let fillers: Vec<SearchTemplate> = (101..=110u32)
         .flat_map(|f| (1..=8u32).map(move |i| (f, i)))
         .map(|(f, i)| SearchTemplate::new(&template("fvc2000/DB2_B", f, i)))
         .collect();
     let mut gallery = Gallery::new();
-    for k in 0..2000 {
+    for k in 0..5000 {
         gallery.push(
             1000 + k as u64,
             FingerPosition::UNKNOWN,
