@@ -18,7 +18,7 @@ fn face_stages(c: &mut Criterion) {
     let limits = DecodeLimits::default();
     let img = decode(&bytes, &limits).expect("decodes").rgb;
     let faces = engine.detector.detect(&img).expect("detects");
-    let face = engine.select(&faces).expect("one face");
+    let face = engine.select(&faces, img.dimensions()).expect("one face");
     let crop = align::align_face(&img, &face.landmarks, 112).expect("aligns");
 
     let mut g = c.benchmark_group("face");

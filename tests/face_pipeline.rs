@@ -122,6 +122,30 @@ fn several_faces_use_the_largest_or_are_refused_in_strict_mode() {
 }
 
 #[test]
+fn the_central_policy_takes_the_face_nearest_the_centre_even_when_smaller() {
+    // A large face at the left edge, a smaller one in the middle of the frame.
+    let (a, b) = (rgb(&lfw("Aaron_Peirsol", 1)), rgb(&lfw("Aaron_Sorkin", 1)));
+    let mut canvas = RgbImage::from_pixel(700, 300, image::Rgb([40, 40, 40]));
+    image::imageops::overlay(&mut canvas, &a, 0, 25);
+    let small = image::imageops::resize(&b, 190, 190, image::imageops::FilterType::Triangle);
+    image::imageops::overlay(&mut canvas, &small, 255, 55);
+    let central = FaceEngine::load(FaceConfig {
+        multi_face: MultiFacePolicy::Central,
+        ..FaceConfig::default()
+    })
+    .unwrap();
+    let picked = central.extract(&canvas).unwrap();
+    let largest = engine().extract(&canvas).unwrap();
+    assert!(picked.faces_in_image >= 2, "{:?}", picked.detection);
+    let sorkin = engine().extract(&rgb(&lfw("Aaron_Sorkin", 1))).unwrap();
+    let peirsol = engine().extract(&rgb(&lfw("Aaron_Peirsol", 1))).unwrap();
+    let c = cosine(picked.vector(), sorkin.vector());
+    assert!(c > 0.8, "central face scored {c} against Sorkin alone");
+    let c = cosine(largest.vector(), peirsol.vector());
+    assert!(c > 0.9, "largest face scored {c} against Peirsol alone");
+}
+
+#[test]
 fn a_tiny_face_is_too_small() {
     // An LFW photo shrunk to 64 px on a large canvas: the face is ~25 px wide.
     let small = image::imageops::resize(

@@ -78,6 +78,10 @@ pub enum MultiFacePolicy {
     /// Use the largest face (a selfie with people behind, an ID card with a ghost image).
     #[default]
     Largest,
+    /// Use the face whose box centre is nearest the image centre (a framed portrait: a kiosk camera
+    /// that centres the claimant, or a dataset cropped around its subject, as LFW is). Not for a photo
+    /// of a whole ID card, whose ghost image or text may lie nearer the centre than the portrait.
+    Central,
     /// Refuse the image with [`FaceError::MultipleFaces`].
     Strict,
 }
@@ -230,12 +234,17 @@ impl FaceEngine {
         Ok(decode(bytes, &self.config.limits)?)
     }
 
-    /// Apply the face policy to detections (best first): pick one face or say why not.
+    /// Apply the face policy to detections (best first) in an image of `width` × `height` pixels: pick
+    /// one face or say why not.
     ///
     /// Faces detected with high confidence (≥ [`FaceConfig::confident_score`]) are preferred: a large,
     /// low-confidence box (a face in a poster, a partial face at the frame edge) must not displace the
     /// clear face of the person in front of the camera. Without confident faces, every face counts.
-    pub fn select(&self, detections: &[Detection]) -> Result<Detection, FaceError> {
+    pub fn select(
+        &self,
+        detections: &[Detection],
+        (width, height): (u32, u32),
+    ) -> Result<Detection, FaceError> {
         let confident: Vec<&Detection> = detections
             .iter()
             .filter(|d| d.score >= self.config.confident_score)
@@ -245,29 +254,40 @@ impl FaceEngine {
         } else {
             confident
         };
-        let largest = candidates
-            .iter()
-            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
-            .ok_or(FaceError::NoFace)?;
+        let chosen = if self.config.multi_face == MultiFacePolicy::Central {
+            let (cx, cy) = (width as f32 / 2.0, height as f32 / 2.0);
+            let off_centre = |d: &Detection| {
+                let b = &d.bbox;
+                (b.x + b.width / 2.0 - cx).hypot(b.y + b.height / 2.0 - cy)
+            };
+            candidates
+                .iter()
+                .min_by(|a, b| off_centre(a).total_cmp(&off_centre(b)))
+        } else {
+            candidates
+                .iter()
+                .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+        }
+        .ok_or(FaceError::NoFace)?;
         if self.config.multi_face == MultiFacePolicy::Strict && candidates.len() > 1 {
             return Err(FaceError::MultipleFaces {
                 count: candidates.len(),
             });
         }
-        let size = largest.bbox.width.min(largest.bbox.height);
+        let size = chosen.bbox.width.min(chosen.bbox.height);
         if size < self.config.min_face_px {
             return Err(FaceError::TooSmall {
                 size_px: size,
                 min_px: self.config.min_face_px,
             });
         }
-        Ok((*largest).clone())
+        Ok((*chosen).clone())
     }
 
     /// Detect, select, align and measure the face of an image.
     pub fn align(&self, img: &RgbImage) -> Result<AlignedFace> {
         let detections = self.detector.detect(img)?;
-        let detection = self.select(&detections)?;
+        let detection = self.select(&detections, img.dimensions())?;
         let crop = align::align_face(img, &detection.landmarks, self.embedder.input_size())
             .ok_or(FaceError::AlignmentFailed)?;
         let quality = quality::measure(&detection, &crop);
@@ -400,7 +420,7 @@ impl FaceEngine {
     /// Passive liveness of the selected face of an image.
     pub fn liveness(&self, img: &RgbImage) -> Result<(Detection, LivenessResult)> {
         let detections = self.detector.detect(img)?;
-        let detection = self.select(&detections)?;
+        let detection = self.select(&detections, img.dimensions())?;
         let result = self.liveness.score(img, &detection.bbox)?;
         Ok((detection, result))
     }

@@ -184,7 +184,7 @@ fn run_threads(
             v2.detector
                 .detect(img)
                 .ok()
-                .and_then(|d| v2.select(&d).ok())
+                .and_then(|d| v2.select(&d, img.dimensions()).ok())
                 .map(|d| (img, d))
         })
         .collect();

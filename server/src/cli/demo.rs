@@ -70,7 +70,12 @@ pub fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.quick {
         println!("\n3. LFW View-2 evaluation (6000 pairs):");
         drop(engine);
-        let report = eval::run_lfw(global, default_dataset("lfw"), None)?;
+        let report = eval::run_lfw(
+            global,
+            default_dataset("lfw"),
+            sinhtrac_engine::face::MultiFacePolicy::Central,
+            None,
+        )?;
         eval::print_lfw(&report);
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use sinhtrac_engine::face::{FaceConfig, MultiFacePolicy};
 use sinhtrac_engine::fusion::Method;
 use sinhtrac_engine::protocols::cache::{CacheStats, TemplateCache};
 use sinhtrac_engine::protocols::chimeric::{self, ChimericProtocol, ChimericScores, FusionReport};
@@ -251,8 +252,30 @@ pub struct LfwArgs {
     /// Write a report folder: JSON, markdown summary, DET/ROC curves and score histograms (PNG, SVG).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Which face of a photo with several is the subject. LFW images are crops centred on the named
+    /// person, so the protocol's subject is the central face; `largest` is the served default.
+    #[arg(long, value_enum, default_value = "central")]
+    pub multi_face: FacePolicy,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// `--multi-face` values (the engine's [`MultiFacePolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FacePolicy {
+    /// The largest confident face (the served default).
+    Largest,
+    /// The confident face nearest the image centre.
+    Central,
+}
+
+impl From<FacePolicy> for MultiFacePolicy {
+    fn from(p: FacePolicy) -> Self {
+        match p {
+            FacePolicy::Largest => MultiFacePolicy::Largest,
+            FacePolicy::Central => MultiFacePolicy::Central,
+        }
+    }
 }
 
 pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
@@ -340,6 +363,7 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
             let report = run_lfw(
                 global,
                 args.data.unwrap_or_else(|| default_dataset("lfw")),
+                args.multi_face.into(),
                 cache.as_ref(),
             )?;
             // With --json - stdout carries only the JSON.
@@ -360,12 +384,16 @@ pub fn run(global: &GlobalArgs, cmd: EvalCommand) -> anyhow::Result<ExitCode> {
 pub fn run_lfw(
     global: &GlobalArgs,
     data: PathBuf,
+    multi_face: MultiFacePolicy,
     cache: Option<&TemplateCache>,
 ) -> anyhow::Result<LfwReport> {
     let protocol = LfwProtocol::load(&data)?;
-    let engine = global.face_engine(global.face_config())?;
+    let engine = global.face_engine(FaceConfig {
+        multi_face,
+        ..global.face_config()
+    })?;
     eprintln!(
-        "eval lfw: {} pairs over {} images in {}",
+        "eval lfw: {} pairs over {} images in {}, {multi_face:?} face of a photo with several",
         protocol.pairs.len(),
         protocol.images().len(),
         data.display()

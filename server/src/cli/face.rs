@@ -190,7 +190,7 @@ pub fn run(global: &GlobalArgs, cmd: FaceCommand) -> anyhow::Result<ExitCode> {
                         if faces.is_empty() {
                             return Err(sinhtrac_engine::face::FaceError::NoFace.into());
                         }
-                        engine.select(&faces)?;
+                        engine.select(&faces, img.dimensions())?;
                         Ok(Detected { faces })
                     });
                     Row {

@@ -96,7 +96,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_grace_s: u64,
-    /// Images with several faces: use the largest (default) or refuse with MULTIPLE_FACES (strict).
+    /// Images with several faces: use the largest (default), the one nearest the centre (central: a
+    /// kiosk camera that frames the claimant) or refuse with MULTIPLE_FACES (strict).
     pub multi_face: sinhtrac_engine::face::MultiFacePolicy,
 }
 
