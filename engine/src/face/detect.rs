@@ -1,9 +1,10 @@
 //! Face detection: YuNet (default, MIT) or SCRFD (optional; its weights are non-commercial), five
 //! landmarks per face, decoded as the model manifest describes, then non-maximum suppression.
 //!
-//! The image is scaled so its longest side is at most `max_side` (never enlarged) and padded on the
-//! right and bottom to the model's alignment (YuNet 2026may takes any multiple of 32, so the network
-//! runs at the image's own scale: work grows with pixels, not with a fixed 640×640 canvas).
+//! The image is scaled so its longest side is at most `max_side` and padded on the right and bottom
+//! to the model's alignment (YuNet 2026may takes any multiple of 32, so the network runs at the
+//! image's own scale: work grows with pixels, not with a fixed 640×640 canvas). With `upscale=1` a
+//! smaller image is enlarged until its longest side reaches `upscale_to` (default `max_side`).
 
 use image::RgbImage;
 
@@ -69,7 +70,8 @@ pub struct Detector {
     max_side: u32,
     align: u32,
     fixed: Option<u32>,
-    upscale: bool,
+    /// Longest side small images are enlarged to (`None`: never enlarged).
+    upscale_to: Option<f32>,
     /// Minimum score for a detection to be kept.
     pub score_threshold: f32,
     nms_iou: f32,
@@ -100,12 +102,18 @@ impl Detector {
                 entry.id, entry.output
             )));
         };
+        let max_side = entry.param_f32("max_side", 640.0)?;
+        let upscale_to = if entry.param("upscale") == Some("1") {
+            Some(entry.param_f32("upscale_to", max_side)?.min(max_side))
+        } else {
+            None
+        };
         Ok(Detector {
             decoder,
-            max_side: entry.param_f32("max_side", 640.0)? as u32,
+            max_side: max_side as u32,
             align: (entry.param_f32("align", 32.0)? as u32).max(1),
             fixed: entry.param("fixed").and_then(|v| v.parse().ok()),
-            upscale: entry.param("upscale") == Some("1"),
+            upscale_to,
             score_threshold: entry.param_f32("score", 0.6)?,
             nms_iou: entry.param_f32("nms_iou", 0.3)?,
             model: ModelSession::load(entry, config)?,
@@ -126,10 +134,16 @@ impl Detector {
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, ModelError> {
         let (w, h) = img.dimensions();
         let limit = self.fixed.unwrap_or(self.max_side) as f32;
-        // Small images are enlarged up to `limit` when the manifest says `upscale=1`: YuNet's landmarks
-        // are more precise on faces of 200+ px than on the ~100 px faces of a 250 px photo.
-        let fit = limit / w.max(h) as f32;
-        let scale = if self.upscale { fit } else { fit.min(1.0) };
+        // Small images are enlarged up to `upscale_to` when the manifest says `upscale=1`: YuNet's
+        // landmarks are less precise on the ~100 px faces of a 250 px photo. The default row enlarges to
+        // max_side (640): 416 costs 0.42× the pixels and keeps LFW pair accuracy (99.08%), but lowers
+        // LFW 1:N rank-1 from 96.32% to 95.73% (512: 95.88%).
+        let longest = w.max(h) as f32;
+        let fit = limit / longest;
+        let scale = match self.upscale_to {
+            Some(to) if fit > 1.0 => (to / longest).clamp(1.0, fit),
+            _ => fit.min(1.0),
+        };
         let (sw, sh) = (
             ((w as f32 * scale).round() as u32).max(1),
             ((h as f32 * scale).round() as u32).max(1),
