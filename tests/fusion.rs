@@ -90,6 +90,27 @@ fn fusion_beats_each_modality_on_a_chimeric_subset() {
     assert!(t.is_finite());
 }
 
+/// The LEADER model sits beside the classical one, under the name the service looks for, and says
+/// which extractor its finger scores came from.
+#[test]
+fn the_leader_fusion_model_is_shipped_for_the_leader_pipeline() {
+    let path = FusionModel::path_for(engine().embedder.model_id(), "leader");
+    let m = FusionModel::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(m.model_id, "fusion-mobilefacenet-128-leader");
+    assert_eq!(m.provenance.finger_extractor, "leader");
+    assert_eq!(
+        m.provenance.face_model_sha256,
+        engine().embedder.model_sha256_hex()
+    );
+    assert_eq!(
+        FusionModel::path_for("mobilefacenet-128", "classical"),
+        FusionModel::default_path()
+    );
+    for inputs in Inputs::ONE_FINGER_CONFIGURATIONS {
+        assert!(m.threshold_for_fmr(inputs, 1e-3).unwrap().is_finite());
+    }
+}
+
 fn shipped() -> FusionModel {
     FusionModel::load(&FusionModel::default_path())
         .unwrap_or_else(|e| panic!("{}: {e}", FusionModel::default_path().display()))

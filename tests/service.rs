@@ -1499,14 +1499,33 @@ async fn a_server_can_hold_leader_fingerprint_templates() {
         .decision
         .unwrap();
     assert!(!d.r#match, "{d:?}");
-    // The shipped fusion model was learned on classical scores: fused decisions are refused here.
-    let r = c.req(proto::VerifyRequest {
-        additional_probes: vec![image(&lfw("Aaron_Peirsol", 3))],
-        ..verify_req("PENSION-101", finger(101, 2, 2))
-    });
-    assert_status(
-        c.inner.verify(r).await,
-        Code::FailedPrecondition,
-        "MODEL_UNCALIBRATED",
+    // Fused decisions use the LEADER fusion model (learned on LEADER finger scores), not the classical
+    // one: the genuine face + finger is accepted, an impostor face + finger is not.
+    let fused = |face: &str, finger_id: u32| proto::VerifyRequest {
+        additional_probes: vec![image(&lfw(face, 3))],
+        ..verify_req("PENSION-101", finger(finger_id, 2, 2))
+    };
+    let r = c.req(fused("Aaron_Peirsol", 101));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(
+        d.r#match && d.model_id == "fusion-mobilefacenet-128-leader",
+        "{d:?}"
     );
+    let r = c.req(fused("Adam_Sandler", 105));
+    let d = c
+        .inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert!(!d.r#match, "{d:?}");
 }

@@ -260,6 +260,22 @@ impl FusionModel {
         crate::paths::calibration_dir().join(DEFAULT_FILE)
     }
 
+    /// Where the model for a face model and a fingerprint extractor lives:
+    /// `<calibration dir>/fusion-<face model id>-<extractor>.json` (what `sinhtrac eval fusion
+    /// --write-model` is told to write, and what the service looks for).
+    pub fn path_for(face_model_id: &str, finger_extractor: &str) -> PathBuf {
+        crate::paths::calibration_dir().join(format!(
+            "{}.json",
+            Self::id_for(face_model_id, finger_extractor)
+        ))
+    }
+
+    /// The model id for a face model and a fingerprint extractor, e.g.
+    /// `fusion-mobilefacenet-128-classical`.
+    pub fn id_for(face_model_id: &str, finger_extractor: &str) -> String {
+        format!("fusion-{face_model_id}-{finger_extractor}")
+    }
+
     /// A model from a learned fusion; thresholds are added with [`FusionModel::calibrate`].
     pub fn new(model_id: &str, fitted: &FittedFusion, provenance: Provenance) -> Self {
         FusionModel {

@@ -98,6 +98,14 @@ pub struct FusionArgs {
     /// Method of the written model (default: the best by mean FNMR @ FMR=1e-3).
     #[arg(long, value_parser = parse_method)]
     pub method: Option<Method>,
+    /// Minutiae extractor of the finger scores (the service looks for
+    /// `fusion-<face model>-<extractor>.json` in the calibration folder).
+    #[arg(long, value_enum, default_value_t = FingerExtractor::Classical)]
+    pub extractor: FingerExtractor,
+    /// LEADER detection threshold on its quality channel (default: the manifest's, 0.55; the service
+    /// runs LEADER at 0.45).
+    #[arg(long, value_name = "Q")]
+    pub leader_quality: Option<f32>,
     /// Write the report as JSON to this path ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -954,11 +962,11 @@ fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode>
         protocol.faces.len(),
         args.seeds.len()
     );
-    let extractor = sinhtrac_finger::ClassicalExtractor;
+    let extractor = finger_extractor(global, args.extractor, args.leader_quality, cache.as_ref())?;
     let scores = ChimericScores::compute(
         &protocol,
         &engine,
-        &extractor,
+        extractor.as_ref(),
         args.dpi,
         &args.seeds,
         cache.as_ref(),
@@ -991,7 +999,10 @@ fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode>
             &scores,
             method,
             seed,
-            sinhtrac_engine::fusion::DEFAULT_FILE.trim_end_matches(".json"),
+            &sinhtrac_engine::fusion::FusionModel::id_for(
+                engine.embedder.model_id(),
+                extractor.name(),
+            ),
         )?;
         model.save(path)?;
         eprintln!(

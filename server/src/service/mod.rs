@@ -264,7 +264,9 @@ pub async fn shutdown_signal() {
 /// learned on other pipelines' scores would misjudge these: it is not used (fused Verify then answers
 /// MODEL_UNCALIBRATED) and the log says why.
 fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> anyhow::Result<Option<FusionModel>> {
-    let path = FusionModel::default_path();
+    let finger_model = &fingers.space().model_id;
+    let extractor = finger_model.strip_prefix("finger-").unwrap_or(finger_model);
+    let path = FusionModel::path_for(engine.embedder.model_id(), extractor);
     if !path.is_file() {
         tracing::warn!(path = %path.display(), "no fusion model: fused verification disabled");
         return Ok(None);
