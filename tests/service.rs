@@ -212,6 +212,18 @@ fn verify_req(id: &str, probe: proto::Biometric) -> proto::VerifyRequest {
 }
 
 #[track_caller]
+/// The decision of a Verify call that must succeed.
+async fn verify_decision(c: &mut Client, msg: proto::VerifyRequest) -> proto::Decision {
+    let r = c.req(msg);
+    c.inner
+        .verify(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+}
+
 fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, reason: &str) {
     let e = r.expect_err("expected an error status");
     assert_eq!(e.code(), code, "{e:?}");
@@ -1478,26 +1490,10 @@ async fn a_server_can_hold_leader_fingerprint_templates() {
     ));
     let enrolled = c.inner.enroll(r).await.unwrap().into_inner();
     assert_eq!(enrolled.templates[0].model_id, "finger-leader");
-    let r = c.req(verify_req("PENSION-101", finger(101, 2, 2)));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(&mut c, verify_req("PENSION-101", finger(101, 2, 2))).await;
     assert!(d.r#match && d.model_id == "finger-leader", "{d:?}");
     assert!(d.calibration.contains("leader"), "{}", d.calibration);
-    let r = c.req(verify_req("PENSION-101", finger(105, 2, 2)));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(&mut c, verify_req("PENSION-101", finger(105, 2, 2))).await;
     assert!(!d.r#match, "{d:?}");
     // Fused decisions use the LEADER fusion model (learned on LEADER finger scores), not the classical
     // one: the genuine face + finger is accepted, an impostor face + finger is not.
@@ -1505,27 +1501,11 @@ async fn a_server_can_hold_leader_fingerprint_templates() {
         additional_probes: vec![image(&lfw(face, 3))],
         ..verify_req("PENSION-101", finger(finger_id, 2, 2))
     };
-    let r = c.req(fused("Aaron_Peirsol", 101));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(&mut c, fused("Aaron_Peirsol", 101)).await;
     assert!(
         d.r#match && d.model_id == "fusion-mobilefacenet-128-leader",
         "{d:?}"
     );
-    let r = c.req(fused("Adam_Sandler", 105));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(&mut c, fused("Adam_Sandler", 105)).await;
     assert!(!d.r#match, "{d:?}");
 }
