@@ -211,7 +211,6 @@ fn verify_req(id: &str, probe: proto::Biometric) -> proto::VerifyRequest {
     }
 }
 
-#[track_caller]
 /// The decision of a Verify call that must succeed.
 async fn verify_decision(c: &mut Client, msg: proto::VerifyRequest) -> proto::Decision {
     let r = c.req(msg);
@@ -224,6 +223,7 @@ async fn verify_decision(c: &mut Client, msg: proto::VerifyRequest) -> proto::De
         .unwrap()
 }
 
+#[track_caller]
 fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, reason: &str) {
     let e = r.expect_err("expected an error status");
     assert_eq!(e.code(), code, "{e:?}");
