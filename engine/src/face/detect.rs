@@ -357,17 +357,46 @@ pub(crate) fn planar_tensor_resized(
     let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| taps(w, sw, x)).collect();
     let raw = img.as_raw();
     let stride = w * 3;
+    // Separable: each source row is interpolated along x once (an enlarged row is used by several
+    // output rows), then output rows are straight-line blends of two such rows. Same arithmetic in the
+    // same order as interpolating each output pixel from its four neighbours, so the tensor is
+    // bit-identical; 12% of `bench face` was the per-pixel form.
+    let along_x = |src_y: usize, out: &mut [f32]| {
+        let row = &raw[src_y * stride..][..stride];
+        for (out_c, &src_c) in out.chunks_exact_mut(ow).zip(&order) {
+            for (d, &(x0, x1, wx)) in out_c.iter_mut().zip(&cols) {
+                let (a, b) = (row[x0 * 3 + src_c] as f32, row[x1 * 3 + src_c] as f32);
+                *d = a + (b - a) * wx;
+            }
+        }
+    };
+    let (mut upper, mut lower) = (
+        (usize::MAX, vec![0f32; 3 * ow]),
+        (usize::MAX, vec![0f32; 3 * ow]),
+    );
     for y in 0..oh {
         let (y0, y1, wy) = taps(h, sh, y);
-        let (r0, r1) = (&raw[y0 * stride..][..stride], &raw[y1 * stride..][..stride]);
-        for (c, &src_c) in order.iter().enumerate() {
+        if upper.0 != y0 {
+            if lower.0 == y0 {
+                std::mem::swap(&mut upper, &mut lower);
+            } else {
+                along_x(y0, &mut upper.1);
+                upper.0 = y0;
+            }
+        }
+        if lower.0 != y1 {
+            along_x(y1, &mut lower.1);
+            lower.0 = y1;
+        }
+        for (c, (top, bottom)) in upper
+            .1
+            .chunks_exact(ow)
+            .zip(lower.1.chunks_exact(ow))
+            .enumerate()
+        {
             let dst = &mut t[c * plane + y * pw as usize..][..ow];
-            for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
-                let (a, b) = (r0[x0 * 3 + src_c] as f32, r0[x1 * 3 + src_c] as f32);
-                let (p, q) = (r1[x0 * 3 + src_c] as f32, r1[x1 * 3 + src_c] as f32);
-                let top = a + (b - a) * wx;
-                let bottom = p + (q - p) * wx;
-                *d = (top + (bottom - top) * wy - mean) * inv;
+            for ((d, &tp), &bt) in dst.iter_mut().zip(top).zip(bottom) {
+                *d = (tp + (bt - tp) * wy - mean) * inv;
             }
         }
     }
@@ -398,6 +427,72 @@ pub fn nms(found: &mut [Detection], iou: f32) -> Vec<Detection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-pixel form [`planar_tensor_resized`] replaced: four neighbours per output value.
+    #[allow(clippy::too_many_arguments)]
+    fn per_pixel_reference(
+        img: &RgbImage,
+        (sw, sh, pw, ph): (u32, u32, u32, u32),
+        colour: Colour,
+        mean: f32,
+        std: f32,
+    ) -> Vec<f32> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (ow, oh) = (sw.min(pw) as usize, sh.min(ph) as usize);
+        let plane = pw as usize * ph as usize;
+        let inv = 1.0 / std;
+        let mut t = vec![(0.0 - mean) * inv; 3 * plane];
+        let order = channel_order(colour);
+        let taps = |n_src: usize, n_dst: u32, i: usize| {
+            let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
+            let i0 = (f.floor() as usize).min(n_src - 1);
+            (i0, (i0 + 1).min(n_src - 1), f - i0 as f32)
+        };
+        let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| taps(w, sw, x)).collect();
+        let raw = img.as_raw();
+        let stride = w * 3;
+        for y in 0..oh {
+            let (y0, y1, wy) = taps(h, sh, y);
+            let (r0, r1) = (&raw[y0 * stride..][..stride], &raw[y1 * stride..][..stride]);
+            for (c, &src_c) in order.iter().enumerate() {
+                let dst = &mut t[c * plane + y * pw as usize..][..ow];
+                for (d, &(x0, x1, wx)) in dst.iter_mut().zip(&cols) {
+                    let (a, b) = (r0[x0 * 3 + src_c] as f32, r0[x1 * 3 + src_c] as f32);
+                    let (p, q) = (r1[x0 * 3 + src_c] as f32, r1[x1 * 3 + src_c] as f32);
+                    let top = a + (b - a) * wx;
+                    let bottom = p + (q - p) * wx;
+                    *d = (top + (bottom - top) * wy - mean) * inv;
+                }
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn separable_resize_is_bit_identical_to_the_per_pixel_form() {
+        let img = RgbImage::from_fn(250, 187, |x, y| {
+            image::Rgb([(x * 7 + y * 3) as u8, (x * y % 251) as u8, (x ^ y) as u8])
+        });
+        for dims in [
+            (640, 479, 640, 480),
+            (250, 187, 256, 192),
+            (200, 150, 224, 160),
+            (1000, 748, 640, 640),
+            (30, 20, 32, 32),
+        ] {
+            for (colour, mean, std) in [(Colour::Bgr, 0.0, 1.0), (Colour::Rgb, 127.5, 128.0)] {
+                let fast =
+                    planar_tensor_resized(&img, dims.0, dims.1, dims.2, dims.3, colour, mean, std);
+                let reference = per_pixel_reference(&img, dims, colour, mean, std);
+                assert!(
+                    fast.iter()
+                        .zip(&reference)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dims:?} {colour:?}"
+                );
+            }
+        }
+    }
 
     fn det(x: f32, score: f32) -> Detection {
         Detection {
