@@ -327,6 +327,14 @@ pub(crate) fn planar_tensor(
     planar_tensor_resized(img, img.width(), img.height(), pw, ph, colour, mean, std)
 }
 
+/// Source samples and weight of output sample `i` when `n_src` samples are resampled to `n_dst`
+/// (pixel centres aligned, as OpenCV's bilinear resize): `(i0, i1, weight of i1)`.
+fn bilinear_taps(n_src: usize, n_dst: u32, i: usize) -> (usize, usize, f32) {
+    let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
+    let i0 = (f.floor() as usize).min(n_src - 1);
+    (i0, (i0 + 1).min(n_src - 1), f - i0 as f32)
+}
+
 /// Bilinear resize of `img` to `sw`×`sh` (OpenCV `INTER_LINEAR` semantics) written straight into a
 /// zero-padded planar tensor of `pw`×`ph`, with the model's colour order and normalisation.
 #[allow(clippy::too_many_arguments)]
@@ -349,12 +357,7 @@ pub(crate) fn planar_tensor_resized(
         return t;
     }
     let order = channel_order(colour);
-    let taps = |n_src: usize, n_dst: u32, i: usize| {
-        let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
-        let i0 = (f.floor() as usize).min(n_src - 1);
-        (i0, (i0 + 1).min(n_src - 1), f - i0 as f32)
-    };
-    let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| taps(w, sw, x)).collect();
+    let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| bilinear_taps(w, sw, x)).collect();
     let raw = img.as_raw();
     let stride = w * 3;
     // Separable: each source row is interpolated along x once (an enlarged row is used by several
@@ -375,7 +378,7 @@ pub(crate) fn planar_tensor_resized(
         (usize::MAX, vec![0f32; 3 * ow]),
     );
     for y in 0..oh {
-        let (y0, y1, wy) = taps(h, sh, y);
+        let (y0, y1, wy) = bilinear_taps(h, sh, y);
         if upper.0 != y0 {
             if lower.0 == y0 {
                 std::mem::swap(&mut upper, &mut lower);
@@ -429,7 +432,6 @@ mod tests {
     use super::*;
 
     /// The per-pixel form [`planar_tensor_resized`] replaced: four neighbours per output value.
-    #[allow(clippy::too_many_arguments)]
     fn per_pixel_reference(
         img: &RgbImage,
         (sw, sh, pw, ph): (u32, u32, u32, u32),
@@ -443,16 +445,11 @@ mod tests {
         let inv = 1.0 / std;
         let mut t = vec![(0.0 - mean) * inv; 3 * plane];
         let order = channel_order(colour);
-        let taps = |n_src: usize, n_dst: u32, i: usize| {
-            let f = ((i as f32 + 0.5) * n_src as f32 / n_dst as f32 - 0.5).max(0.0);
-            let i0 = (f.floor() as usize).min(n_src - 1);
-            (i0, (i0 + 1).min(n_src - 1), f - i0 as f32)
-        };
-        let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| taps(w, sw, x)).collect();
+        let cols: Vec<(usize, usize, f32)> = (0..ow).map(|x| bilinear_taps(w, sw, x)).collect();
         let raw = img.as_raw();
         let stride = w * 3;
         for y in 0..oh {
-            let (y0, y1, wy) = taps(h, sh, y);
+            let (y0, y1, wy) = bilinear_taps(h, sh, y);
             let (r0, r1) = (&raw[y0 * stride..][..stride], &raw[y1 * stride..][..stride]);
             for (c, &src_c) in order.iter().enumerate() {
                 let dst = &mut t[c * plane + y * pw as usize..][..ow];
