@@ -60,7 +60,7 @@ pub struct Gallery {
 #[serde(default)]
 pub struct SearchOptions {
     /// Pre-selection keeps this fraction of the (position-filtered) gallery
-    /// for exact scoring; `1.0` disables pre-selection.
+    /// for the refine stage and the exact score; `1.0` disables pre-selection.
     pub preselect_fraction: f32,
     /// ... but at least this many candidates (also the floor of what the
     /// refine stage passes on to the full score).
@@ -277,7 +277,7 @@ impl Gallery {
         if keep >= pool.len() {
             return pool;
         }
-        let mut coarse: Vec<(u32, usize)> = pool
+        let coarse: Vec<(u32, usize)> = pool
             .par_chunks(2048)
             .flat_map_iter(|chunk| {
                 let ranges: Vec<(u32, u32)> = chunk.iter().map(|&i| self.coarse_range[i]).collect();
@@ -286,9 +286,7 @@ impl Gallery {
                 scores.into_iter().zip(chunk.iter().copied())
             })
             .collect();
-        coarse.select_nth_unstable_by(keep.max(1) - 1, |a, b| b.0.cmp(&a.0));
-        coarse.truncate(keep);
-        coarse.into_iter().map(|(_, i)| i).collect()
+        best_entries(coarse, keep, |a, b| b.0.cmp(&a.0))
     }
 
     /// The `keep` entries of `shortlist` with the best MCC score over
@@ -300,15 +298,11 @@ impl Gallery {
         cylinders: usize,
         keep: usize,
     ) -> Vec<usize> {
-        let mut scored: Vec<(f32, usize)> = shortlist
+        let scored: Vec<(f32, usize)> = shortlist
             .par_iter()
             .map(|&i| (probe.score_best(&self.entries[i].template, cylinders), i))
             .collect();
-        scored.select_nth_unstable_by(keep.max(1) - 1, |a, b| {
-            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-        });
-        scored.truncate(keep);
-        scored.into_iter().map(|(_, i)| i).collect()
+        best_entries(scored, keep, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)))
     }
 
     /// Multi-finger identification: searches each probe finger, keeps each
@@ -344,6 +338,18 @@ impl Gallery {
         out.truncate(opts.top_k);
         out
     }
+}
+
+/// The entry indices of the first `keep` of `scored` in `best_first` order (in no particular order
+/// themselves): a partial selection, not a sort.
+fn best_entries<S>(
+    mut scored: Vec<(S, usize)>,
+    keep: usize,
+    best_first: impl FnMut(&(S, usize), &(S, usize)) -> std::cmp::Ordering,
+) -> Vec<usize> {
+    scored.select_nth_unstable_by(keep.max(1) - 1, best_first);
+    scored.truncate(keep);
+    scored.into_iter().map(|(_, i)| i).collect()
 }
 
 #[cfg(test)]
