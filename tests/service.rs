@@ -259,15 +259,7 @@ async fn enrol_verify_compare_identify_liveness_and_gallery_reads() {
     assert!(d.score >= d.threshold && d.threshold > 0.3);
     assert_eq!(d.model_id, "mobilefacenet-128");
     assert!(v.liveness.is_some() && v.probe_quality.is_some());
-    let r = c.req(verify_req("VN-001", image(&lfw("Tony_Blair", 32))));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(&mut c, verify_req("VN-001", image(&lfw("Tony_Blair", 32)))).await;
     assert!(!d.r#match, "{d:?}");
 
     // Compare (no gallery) returns templates; a template is a valid probe afterwards.
@@ -278,16 +270,13 @@ async fn enrol_verify_compare_identify_liveness_and_gallery_reads() {
     });
     let cmp = c.inner.compare(r).await.unwrap().into_inner();
     assert!(cmp.decision.unwrap().r#match);
-    let r = c.req(verify_req("VN-003", template(cmp.template_a.clone())));
     assert!(
-        c.inner
-            .verify(r)
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
-            .r#match
+        verify_decision(
+            &mut c,
+            verify_req("VN-003", template(cmp.template_a.clone()))
+        )
+        .await
+        .r#match
     );
 
     // 1:N: the right subject first; an unknown face finds nobody above the threshold.
@@ -603,16 +592,9 @@ async fn bad_input_gets_a_precise_status_and_leaves_the_gallery_intact() {
         Code::PermissionDenied,
         "PERMISSION_DENIED",
     );
-    let r = reader.req(verify_req("CLAIM-1", image(&probe)));
     assert!(
-        reader
-            .inner
-            .verify(r)
+        verify_decision(&mut reader, verify_req("CLAIM-1", image(&probe)))
             .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
             .r#match
     );
 
@@ -624,15 +606,9 @@ async fn bad_input_gets_a_precise_status_and_leaves_the_gallery_intact() {
         (2, 2, 2)
     );
     for id in ["CLAIM-1", "CLAIM-2"] {
-        let r = c.req(verify_req(id, image(&probe)));
         assert!(
-            c.inner
-                .verify(r)
+            verify_decision(&mut c, verify_req(id, image(&probe)))
                 .await
-                .unwrap()
-                .into_inner()
-                .decision
-                .unwrap()
                 .r#match
         );
     }
@@ -739,15 +715,9 @@ async fn a_tenant_cannot_reach_another_tenants_gallery() {
         "JOB_NOT_FOUND",
     );
 
-    let r = bank.req(verify_req("CUST-7", image(&probe)));
     assert!(
-        bank.inner
-            .verify(r)
+        verify_decision(&mut bank, verify_req("CUST-7", image(&probe)))
             .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
             .r#match
     );
     let r = bank.req(proto::GalleryStatsRequest {});
@@ -951,16 +921,13 @@ async fn graceful_shutdown_drains_requests_in_flight_and_keeps_the_gallery() {
     drop(server);
     let server = Server::start(&dir, &[]);
     let mut c = server.client(BANK).await;
-    let r = c.req(verify_req("KEEP-1", image(&lfw("Colin_Powell", 71))));
     assert!(
-        c.inner
-            .verify(r)
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap()
-            .r#match
+        verify_decision(
+            &mut c,
+            verify_req("KEEP-1", image(&lfw("Colin_Powell", 71)))
+        )
+        .await
+        .r#match
     );
     let audit = server.audit_lines();
     assert_eq!(
@@ -1204,15 +1171,11 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
     assert_eq!((stats.subjects, stats.finger_templates), (5, 5));
 
     // 1:1 with another impression of the same finger: a match at the configured finger FMR (1e-3).
-    let r = c.req(verify_req("PENSION-101", finger(101, 2, RIGHT_INDEX)));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(
+        &mut c,
+        verify_req("PENSION-101", finger(101, 2, RIGHT_INDEX)),
+    )
+    .await;
     assert!(d.r#match, "{d:?}");
     assert_eq!(
         (d.model_id.as_str(), d.target_fmr),
@@ -1220,15 +1183,11 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
     );
     assert!(d.calibration.contains("FVC"), "{}", d.calibration);
     // Another person's finger: no match.
-    let r = c.req(verify_req("PENSION-101", finger(106, 2, RIGHT_INDEX)));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(
+        &mut c,
+        verify_req("PENSION-101", finger(106, 2, RIGHT_INDEX)),
+    )
+    .await;
     assert!(!d.r#match && d.score < d.threshold, "{d:?}");
     // The right finger presented as another finger position: not compared, so no template.
     let r = c.req(verify_req("PENSION-101", finger(101, 2, 7)));
@@ -1238,15 +1197,11 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         "TEMPLATE_MODEL_MISMATCH",
     );
     // The face still verifies the same subject.
-    let r = c.req(verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3))));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(
+        &mut c,
+        verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3))),
+    )
+    .await;
     assert!(d.r#match && d.model_id == "mobilefacenet-128", "{d:?}");
 
     // Face + fingerprint fused (sum of calibrated log-likelihood ratios): the genuine pair is accepted
@@ -1347,15 +1302,11 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         finger_position: position,
         ..template(cmp.template_a.clone())
     };
-    let r = c.req(verify_req("PENSION-104", finger_template(RIGHT_INDEX)));
-    let d = c
-        .inner
-        .verify(r)
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let d = verify_decision(
+        &mut c,
+        verify_req("PENSION-104", finger_template(RIGHT_INDEX)),
+    )
+    .await;
     assert!(d.r#match, "{d:?}");
     // 1:1 needs the position: best-of-all-fingers would multiply the false-match rate.
     let r = c.req(verify_req("PENSION-104", finger_template(0)));
