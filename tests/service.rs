@@ -835,8 +835,26 @@ async fn the_configured_false_match_rate_sets_the_threshold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_shed_and_deadlines_stop_work() {
     let dir = temp_dir("limits");
-    let server = Server::start(&dir, &["--workers", "1", "--queue-depth", "1"]);
+    // Calls without a grpc-timeout get the server's 100 ms default deadline, so the server's own
+    // deadline is tested, not the client's timer (which tonic also arms from grpc-timeout and which
+    // would race the server's answer).
+    let server = Server::start(
+        &dir,
+        &[
+            "--workers",
+            "1",
+            "--queue-depth",
+            "1",
+            "--default-deadline-ms",
+            "100",
+        ],
+    );
     let c = server.client(BANK).await;
+    let unhurried = |c: &Client, m: proto::CompareRequest| {
+        let mut r = c.req(m);
+        r.set_timeout(Duration::from_secs(60));
+        r
+    };
     // A large image keeps the one worker busy for a while.
     let big = {
         let img = image::imageops::resize(
@@ -856,7 +874,7 @@ async fn overload_is_shed_and_deadlines_stop_work() {
     let mut calls = Vec::new();
     for _ in 0..8 {
         let mut c = c.clone();
-        let r = c.req(heavy.clone());
+        let r = unhurried(&c, heavy.clone());
         calls.push(tokio::spawn(async move { c.inner.compare(r).await }));
     }
     let mut ok = 0;
@@ -873,14 +891,13 @@ async fn overload_is_shed_and_deadlines_stop_work() {
     }
     assert!(ok >= 1 && shed >= 1, "ok {ok} shed {shed}");
 
-    // While the worker is busy, a call with a short deadline gets DEADLINE_EXCEEDED.
+    // While the worker is busy, a call that cannot start before its deadline gets DEADLINE_EXCEEDED.
     let mut busy = c.clone();
-    let r = busy.req(heavy.clone());
+    let r = unhurried(&busy, heavy.clone());
     let running = tokio::spawn(async move { busy.inner.compare(r).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
     let mut hurried = c.clone();
-    let mut r = hurried.req(proto::GalleryStatsRequest {});
-    r.set_timeout(Duration::from_millis(100));
+    let r = hurried.req(proto::GalleryStatsRequest {});
     assert_status(
         hurried.inner.gallery_stats(r).await,
         Code::DeadlineExceeded,

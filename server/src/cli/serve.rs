@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Requests allowed to wait for a worker before RESOURCE_EXHAUSTED.
     #[arg(long)]
     pub queue_depth: Option<usize>,
+    /// Deadline of a request whose caller sends no `grpc-timeout`, milliseconds.
+    #[arg(long)]
+    pub default_deadline_ms: Option<u64>,
     /// TLS certificate (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -150,6 +153,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.queue_depth {
         c.queue_depth = v;
+    }
+    if let Some(v) = args.default_deadline_ms {
+        c.default_deadline_ms = v;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         c.tls = Some(TlsConfig {
