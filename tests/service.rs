@@ -1055,6 +1055,11 @@ async fn python_example_flows_insurance_claim_and_bank_ekyc() {
         ..enroll_req("VN-9", vec![image(&lfw("Colin_Powell", 49))])
     });
     ins.inner.enroll(r).await.unwrap();
+    let r = ins.req(enroll_req(
+        "VN-3",
+        vec![image(&lfw("Hugo_Chavez", 2)), finger(103, 1, 2)],
+    ));
+    ins.inner.enroll(r).await.unwrap();
     let mut bank = server.client(BANK).await;
     enroll(&mut bank, "CUST-1", &lfw("Tony_Blair", 18)).await;
 
@@ -1104,6 +1109,26 @@ async fn python_example_flows_insurance_claim_and_bank_ekyc() {
         serde_json::json!(["VN-9"]),
         "{identify}"
     );
+
+    // With a fingerprint taken at the office, verification and identification are fused.
+    let (hc, print) = (
+        lfw("Hugo_Chavez", 27),
+        format!("2:{}", fvc("fvc2002/DB1_B", 103, 3).display()),
+    );
+    let lines = run(
+        "insurance_claim.py",
+        INSURANCE,
+        &[Path::new("VN-3"), &hc, Path::new(&print)],
+        &["--claimant", "--photo", "--finger"],
+    );
+    assert_eq!(lines[0]["model"], "fusion-mobilefacenet-128-classical");
+    assert_eq!(
+        lines[0]["probe_scores"][1][0], "MODALITY_FINGER",
+        "{lines:?}"
+    );
+    assert_eq!(lines[1]["model"], "fusion-mobilefacenet-128-classical");
+    assert_eq!(lines[1]["candidates"][0][0], "VN-3", "{lines:?}");
+    assert_eq!(outcome(&lines)["pay"], true, "{lines:?}");
 
     // Bank: a new live customer is enrolled; a printed-photo spoof is refused; an existing customer
     // is found.
@@ -1476,4 +1501,210 @@ async fn a_server_can_hold_leader_fingerprint_templates() {
     );
     let d = verify_decision(&mut c, fused("Adam_Sandler", 105)).await;
     assert!(!d.r#match, "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fused_identification_decides_every_shortlisted_subject_on_face_and_finger() {
+    let dir = temp_dir("fused-identify");
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client(BANK).await;
+    const RIGHT_INDEX: u32 = 2;
+    // Claimants with a face and a finger, one with a face only, one with a finger only.
+    let gallery = [
+        ("CLAIM-1", Some(("Colin_Powell", 40)), Some(101)),
+        ("CLAIM-2", Some(("Tony_Blair", 18)), Some(102)),
+        ("CLAIM-3", Some(("Hugo_Chavez", 2)), Some(103)),
+        ("CLAIM-4", Some(("Jean_Chretien", 2)), None),
+        ("CLAIM-5", None, Some(105)),
+    ];
+    for (id, face, finger_id) in gallery {
+        let bios = face
+            .map(|(n, i)| image(&lfw(n, i)))
+            .into_iter()
+            .chain(finger_id.map(|f| finger(f, 1, RIGHT_INDEX)))
+            .collect();
+        c.inner.enroll(c.req(enroll_req(id, bios))).await.unwrap();
+    }
+    let identify = |probe, additional: Vec<proto::Biometric>| proto::IdentifyRequest {
+        probe: Some(probe),
+        additional_probes: additional,
+        top_k: 3,
+        ..Default::default()
+    };
+    let fused_id = "fusion-mobilefacenet-128-classical";
+
+    // A fresh face and a fresh impression of the same claimant: found first, with both scores, and
+    // the fused score is exactly the fused Verify of that subject with the same probes.
+    let probes = || (image(&lfw("Colin_Powell", 49)), finger(101, 3, RIGHT_INDEX));
+    let (face, print) = probes();
+    let found = c
+        .inner
+        .identify(c.req(identify(face, vec![print])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.model_id, fused_id);
+    assert_eq!(found.target_fmr, 1e-4);
+    assert_eq!(found.gallery_size, 4 + 4, "face + finger templates");
+    let top = &found.candidates[0];
+    assert_eq!(
+        (top.subject_id.as_str(), top.rank, top.modality),
+        ("CLAIM-1", 1, proto::Modality::Fused as i32),
+        "{found:?}"
+    );
+    assert_eq!(top.threshold, found.threshold);
+    assert!(top.score >= top.threshold);
+    let shown: Vec<(u32, i32)> = top
+        .probe_scores
+        .iter()
+        .map(|p| (p.probe_index, p.modality))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (0, proto::Modality::Face as i32),
+            (1, proto::Modality::Finger as i32)
+        ]
+    );
+    let (face, print) = probes();
+    let verified = verify_decision(
+        &mut c,
+        proto::VerifyRequest {
+            additional_probes: vec![print],
+            ..verify_req("CLAIM-1", face)
+        },
+    )
+    .await;
+    assert_eq!(verified.score, top.score);
+    assert_eq!(verified.threshold, top.threshold);
+    // The gallery side of the finger score comes from the finger index's prepared cylinders: the score
+    // of extracting and comparing both images afresh (to the stored template's coordinate rounding).
+    let fresh = c
+        .inner
+        .compare(c.req(proto::CompareRequest {
+            a: Some(finger(101, 3, RIGHT_INDEX)),
+            b: Some(finger(101, 1, RIGHT_INDEX)),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let fresh = fresh.decision.unwrap().score;
+    assert!(
+        (fresh - top.probe_scores[1].score).abs() < 1e-4,
+        "{fresh} vs {top:?}"
+    );
+    assert!(found.candidates[1..]
+        .iter()
+        .all(|c| c.subject_id != "CLAIM-1"));
+    let audit = server.audit_lines();
+    let identified = audit
+        .iter()
+        .rfind(|l| l["operation"] == "Identify")
+        .unwrap();
+    assert_eq!(
+        identified["model_ids"],
+        serde_json::json!([fused_id, "mobilefacenet-128", "finger-classical"])
+    );
+    assert_eq!(identified["candidates"][0][0], "CLAIM-1", "{identified}");
+
+    // A subject enrolled without a finger is decided on the face alone (the face-only threshold).
+    let found = c
+        .inner
+        .identify(c.req(identify(
+            image(&lfw("Jean_Chretien", 6)),
+            vec![finger(106, 3, RIGHT_INDEX)],
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let top = &found.candidates[0];
+    assert_eq!(top.subject_id, "CLAIM-4", "{found:?}");
+    assert_eq!(top.probe_scores.len(), 1);
+    assert_eq!(top.probe_scores[0].probe_index, 0);
+    assert_ne!(top.threshold, found.threshold);
+
+    // Strangers (an unenrolled face and finger): no one.
+    let found = c
+        .inner
+        .identify(c.req(identify(
+            image(&lfw("George_W_Bush", 7)),
+            vec![finger(107, 2, RIGHT_INDEX)],
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.candidates.is_empty(), "{found:?}");
+
+    // A face too poor to identify on its own is carried by the finger.
+    let poor_face = {
+        let sharp = rgb(&lfw("Colin_Powell", 49));
+        let small = image::imageops::resize(&sharp, 40, 40, image::imageops::FilterType::Triangle);
+        let back = image::imageops::resize(&small, 250, 250, image::imageops::FilterType::Triangle);
+        bytes(encode(&DynamicImage::ImageRgb8(back), ImageFormat::Jpeg))
+    };
+    let face_only = c
+        .inner
+        .identify(c.req(proto::IdentifyRequest {
+            probe: Some(poor_face.clone()),
+            top_k: 3,
+            target_fmr: 1e-4,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let fused = c
+        .inner
+        .identify(c.req(identify(poor_face, vec![finger(101, 3, RIGHT_INDEX)])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(face_only.candidates.is_empty(), "{face_only:?}");
+    let top = &fused.candidates[0];
+    assert_eq!(top.subject_id, "CLAIM-1", "{fused:?}");
+    assert!(
+        top.probe_scores[0].score < face_only.threshold,
+        "the face alone is below its own threshold: {fused:?}"
+    );
+
+    // Refusals: two faces, a finger without its position, two fingers (not calibrated), too many.
+    let r = c.req(identify(
+        image(&lfw("Colin_Powell", 49)),
+        vec![image(&lfw("Colin_Powell", 71))],
+    ));
+    assert_status(
+        c.inner.identify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    let r = c.req(identify(
+        image(&lfw("Colin_Powell", 49)),
+        vec![finger(101, 3, 0)],
+    ));
+    assert_status(
+        c.inner.identify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
+    let r = c.req(identify(
+        image(&lfw("Colin_Powell", 49)),
+        vec![finger(101, 3, RIGHT_INDEX), finger(101, 4, RIGHT_INDEX)],
+    ));
+    assert_status(
+        c.inner.identify(r).await,
+        Code::FailedPrecondition,
+        "MODEL_UNCALIBRATED",
+    );
+    let r = c.req(identify(
+        image(&lfw("Colin_Powell", 49)),
+        (0..8)
+            .map(|i| finger(101, 1 + i % 8, RIGHT_INDEX))
+            .collect(),
+    ));
+    assert_status(
+        c.inner.identify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+    );
 }

@@ -59,6 +59,14 @@ def face(path):
         return pb.Biometric(face_image=pb.Image(data=f.read()))
 
 
+def finger(spec):
+    """A fingerprint `POSITION:PATH` (ISO/IEC 19794-2 position 1-10, 500-dpi image) as a request
+    Biometric."""
+    position, _, path = spec.partition(":")
+    with open(path, "rb") as f:
+        return pb.Biometric(finger_image=pb.FingerImage(data=f.read(), position=int(position)))
+
+
 def template(data):
     """Template bytes (from Compare or Enroll) as a request Biometric."""
     return pb.Biometric(template=data)

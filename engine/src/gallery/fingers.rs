@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use sinhtrac_finger::{FingerPosition, Gallery as MccGallery, Hit, Matcher, SearchOptions};
+use sinhtrac_finger::{
+    FingerPosition, Gallery as MccGallery, Hit, Matcher, SearchOptions, SearchTemplate,
+};
 use sinhtrac_store::{Generation, ScanFilter, TemplateKey, TemplateRef};
 
 use crate::finger::FingerSpace;
@@ -87,6 +89,16 @@ impl FingerIndex {
                 t.gallery.remove(entry);
             }
         }
+    }
+
+    /// The search form (MCC cylinders) of an indexed, live template.
+    pub(super) fn search_form(&self, key: TemplateKey) -> Option<SearchTemplate> {
+        let (tenant, entry) = self.entry_of.get(&(key.0 as u64))?;
+        let g = &self.tenants.get(tenant)?.gallery;
+        if !g.is_live(*entry) {
+            return None;
+        }
+        g.entries().get(*entry).map(|e| e.template.clone())
     }
 
     /// Live finger templates of a tenant.

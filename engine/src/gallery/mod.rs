@@ -26,7 +26,7 @@ use sinhtrac_store::{
     TemplateRef, WriteReceipt,
 };
 
-use sinhtrac_finger::{FingerPosition, FingerTemplate, Matcher};
+use sinhtrac_finger::{FingerPosition, Matcher, SearchTemplate};
 
 use crate::finger::FingerSpace;
 use crate::template::{Modality, Template, TemplateError};
@@ -142,8 +142,9 @@ pub enum SearchMode {
 pub struct SubjectTemplates {
     /// Face vectors of the gallery's embedding space.
     pub faces: Vec<Vec<f32>>,
-    /// Finger minutiae of the gallery's finger space, with their positions.
-    pub fingers: Vec<(FingerPosition, FingerTemplate)>,
+    /// Fingers of the gallery's finger space in their search form (MCC cylinders, taken from the finger
+    /// index when it holds them, so scoring many subjects builds none), with their positions.
+    pub fingers: Vec<(FingerPosition, SearchTemplate)>,
 }
 
 /// A subject found by identification.
@@ -567,8 +568,16 @@ impl Gallery {
                         continue;
                     };
                     let position = fingers::stored_position(t.finger_position);
+                    let indexed = self
+                        .fingers
+                        .as_ref()
+                        .and_then(|f| read(f).search_form(t.key));
+                    if let Some(prepared) = indexed {
+                        out.fingers.push((position, prepared));
+                        continue;
+                    }
                     match space.accept(&t.data) {
-                        Ok(m) => out.fingers.push((position, m)),
+                        Ok(m) => out.fingers.push((position, SearchTemplate::new(&m))),
                         Err(e) => {
                             tracing::error!(subject_id, error = %e, "stored finger template unusable")
                         }

@@ -140,6 +140,10 @@ pub enum ClientCommand {
     /// 1:N identification.
     Identify {
         probe: PathBuf,
+        /// More captures of the person sought (a face image, `finger:POSITION:PATH`): each
+        /// modality shortlists, the shortlisted subjects are decided on the fused score.
+        #[arg(long = "also")]
+        also: Vec<PathBuf>,
         #[arg(long, default_value_t = 10)]
         top_k: u32,
         #[arg(long, default_value_t = 0.0)]
@@ -283,12 +287,17 @@ async fn call(args: ClientArgs) -> anyhow::Result<()> {
         }
         ClientCommand::Identify {
             probe,
+            also,
             top_k,
             fmr,
             approximate,
         } => show(
             &c.identify(proto::IdentifyRequest {
                 probe: Some(biometric(&probe)?),
+                additional_probes: also
+                    .iter()
+                    .map(|p| biometric(p))
+                    .collect::<anyhow::Result<_>>()?,
                 top_k,
                 target_fmr: fmr,
                 mode: if approximate {

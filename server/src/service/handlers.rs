@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sinhtrac_engine::face::FaceEngine;
 use sinhtrac_engine::finger::FingerEngine;
-use sinhtrac_engine::fusion::{FusionError, FusionModel};
-use sinhtrac_engine::gallery::{Gallery, SearchMode, SubjectTemplates};
+use sinhtrac_engine::fusion::FusionModel;
+use sinhtrac_engine::gallery::{Candidate, Gallery, SearchMode};
 use sinhtrac_finger::{FingerPosition, Matcher};
 use sinhtrac_store::{NewSubject, NewTemplate};
 use tokio_stream::Stream;
@@ -19,6 +19,7 @@ use super::auth::{principal, Principal};
 use super::batcher::SearchBatcher;
 use super::config::{DuplicatePolicy, ServerConfig};
 use super::errors::{self, status, Reason};
+use super::fusion;
 use super::jobs::Jobs;
 use super::limits::{Cancel, Limits};
 use super::metrics::{code_name, Metrics};
@@ -126,7 +127,7 @@ pub enum Scorer {
 }
 
 impl Scorer {
-    fn of(p: &Probe) -> Self {
+    pub(super) fn of(p: &Probe) -> Self {
         match p.captured {
             Captured::Face(_) => Scorer::Face,
             Captured::Finger { .. } => Scorer::Finger,
@@ -134,7 +135,7 @@ impl Scorer {
     }
 
     /// The API's name of the modality.
-    fn modality(self) -> proto::Modality {
+    pub(super) fn modality(self) -> proto::Modality {
         match self {
             Scorer::Face => proto::Modality::Face,
             Scorer::Finger => proto::Modality::Finger,
@@ -142,7 +143,7 @@ impl Scorer {
     }
 
     /// The model whose scores (and templates) these are.
-    fn model_id(self, s: &Shared) -> String {
+    pub(super) fn model_id(self, s: &Shared) -> String {
         match self {
             Scorer::Face => s.gallery.space().model_id.clone(),
             Scorer::Finger => s.fingers.space().model_id.clone(),
@@ -182,7 +183,7 @@ fn decide_at(
 }
 
 /// The FMR a decision is made at: the requested one (validated), or the configured default when 0.
-fn target_fmr(requested: f64, default: f64) -> Result<f64, Status> {
+pub(super) fn target_fmr(requested: f64, default: f64) -> Result<f64, Status> {
     if requested == 0.0 {
         Ok(default)
     } else if requested > 0.0 && requested < 1.0 {
@@ -217,95 +218,40 @@ fn decision(
     })
 }
 
-/// Most captures one Verify may fuse.
-const MAX_VERIFY_PROBES: usize = 8;
-
-/// A probe's score against the subject's templates of its modality (best face; the finger at the
-/// probe's position).
-fn score_against_subject(enrolled: &SubjectTemplates, p: &Probe) -> Result<f32, Status> {
-    let no_template = |what: &str| {
-        status(
-            Code::FailedPrecondition,
-            Reason::TemplateModelMismatch,
-            format!("the subject has no {what} template of the served model"),
-        )
-    };
-    match &p.captured {
-        Captured::Face(v) => enrolled
-            .faces
-            .iter()
-            .map(|e| dot(e, v))
-            .reduce(f32::max)
-            .ok_or_else(|| no_template("face")),
-        Captured::Finger { minutiae, position } => {
-            require_position(*position, "a fingerprint verification")?;
-            finger_score_at(&Matcher::new(minutiae), *position, &enrolled.fingers)
-                .ok_or_else(|| no_template("fingerprint (at this position)"))
-        }
-    }
-}
-
-/// The fused decision over several probes' scores (at most one face; each finger counts).
-fn fused_decision(
-    s: &Shared,
-    scored: &[(Scorer, f32)],
-    requested: f64,
-) -> Result<proto::Decision, Status> {
-    let fmr = target_fmr(requested, s.config.target_fmr)?;
-    let model = s.fusion.as_ref().ok_or_else(|| {
-        status(
-            Code::FailedPrecondition,
-            Reason::ModelUncalibrated,
-            "no fusion model for the served face and fingerprint pipelines is installed",
-        )
-    })?;
-    let face = scored
-        .iter()
-        .find(|(k, _)| *k == Scorer::Face)
-        .map(|(_, v)| *v);
-    let fingers: Vec<f32> = scored
-        .iter()
-        .filter(|(k, _)| *k == Scorer::Finger)
-        .map(|(_, v)| *v)
-        .collect();
-    let d = model.decide(face, &fingers, fmr).map_err(|e| match e {
-        // A point the caller asked for is their error; the configured one missing is the server's.
-        FusionError::NotCalibrated { .. } if requested != 0.0 => {
-            errors::invalid(format!("target_fmr {requested}: {e}"))
-        }
-        FusionError::NotCalibrated { .. } => status(
-            Code::FailedPrecondition,
-            Reason::ModelUncalibrated,
-            e.to_string(),
-        ),
-        other => errors::internal(&other),
-    })?;
-    Ok(proto::Decision {
-        score: d.score as f32,
-        threshold: d.threshold as f32,
-        target_fmr: d.target_fmr,
-        r#match: d.accept,
-        model_id: d.model_id,
-        calibration: d.calibration,
-    })
-}
-
 /// MCC score of a probe finger against the subject's finger at the same position (`None` when it has
 /// none there). Only one finger is compared: the best of ten would multiply the false-match rate.
-fn finger_score_at(
+pub(super) fn finger_score_at(
     probe: &Matcher,
     position: FingerPosition,
-    enrolled: &[(FingerPosition, sinhtrac_finger::FingerTemplate)],
+    enrolled: &[(FingerPosition, sinhtrac_finger::SearchTemplate)],
 ) -> Option<f32> {
     enrolled
         .iter()
         .filter(|(p, _)| *p == position)
-        .map(|(_, t)| probe.score_template(t))
+        .map(|(_, t)| probe.score(t))
         .reduce(f32::max)
 }
 
+/// The best `k` subjects for one probe finger scoring at least `threshold` (on the worker).
+fn search_finger(
+    s: &Shared,
+    tenant: &str,
+    minutiae: &sinhtrac_finger::FingerTemplate,
+    position: FingerPosition,
+    k: usize,
+    threshold: f32,
+) -> Result<Vec<Candidate>, Status> {
+    let t0 = Instant::now();
+    let found = s
+        .gallery
+        .identify_finger(tenant, &Matcher::new(minutiae), position, k, threshold)
+        .map_err(errors::gallery)?;
+    s.metrics.stage("finger_search", t0.elapsed().as_secs_f64());
+    Ok(found)
+}
+
 /// 1:1 and enrolment need a known finger position (ISO/IEC 19794-2 code 1-10).
-fn require_position(position: FingerPosition, what: &str) -> Result<(), Status> {
+pub(super) fn require_position(position: FingerPosition, what: &str) -> Result<(), Status> {
     if position == FingerPosition::UNKNOWN {
         return Err(errors::invalid(format!(
             "{what} needs the finger position (1-10): comparing with every enrolled finger would \
@@ -333,7 +279,7 @@ fn audit_decision(
 }
 
 /// Cosine of two unit vectors with the index's SIMD kernel: the same arithmetic as calibration and 1:N.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::NEG_INFINITY;
     }
@@ -433,6 +379,134 @@ impl BiometricsService {
             .run(call.method, call.deadline, move |c| work(&s, c))
             .await
     }
+
+    /// The best `k` face subjects scoring at least `threshold`, from the batcher (shared scans), under
+    /// the call's deadline.
+    async fn search_faces(
+        &self,
+        call: &Call,
+        vector: Vec<f32>,
+        k: usize,
+        threshold: f32,
+        mode: SearchMode,
+    ) -> Result<Vec<Candidate>, Status> {
+        let t0 = Instant::now();
+        let cancel = Cancel::new(call.deadline);
+        let search = self.s.search.identify(
+            &call.principal.tenant,
+            vector,
+            k,
+            threshold,
+            mode,
+            cancel.clone(),
+        );
+        let found = match tokio::time::timeout_at(call.deadline.into(), search).await {
+            Ok(r) => r?,
+            Err(_) => {
+                cancel.cancel();
+                return Err(status(
+                    Code::DeadlineExceeded,
+                    Reason::Deadline,
+                    "deadline exceeded while waiting for the gallery scan",
+                ));
+            }
+        };
+        self.s.metrics.stage("search", t0.elapsed().as_secs_f64());
+        Ok(found)
+    }
+
+    /// Identify with several probes: shortlist by each modality's search, then decide every
+    /// shortlisted subject on the fused score (see `IdentifyRequest.additional_probes`).
+    async fn identify_fused(
+        &self,
+        call: &mut Call,
+        r: proto::IdentifyRequest,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<proto::IdentifyResponse, Status> {
+        let shortlist_len = k.max(fusion::SHORTLIST);
+        let tenant = call.principal.tenant.clone();
+        let requested = r.target_fmr;
+        let (probes, mut shortlist, (threshold, fmr, model_id)) = self
+            .work(call, move |s, c| {
+                fusion::check_probe_count(r.additional_probes.len(), "identification")?;
+                let mut probes = Vec::with_capacity(1 + r.additional_probes.len());
+                for b in
+                    std::iter::once(r.probe.as_ref()).chain(r.additional_probes.iter().map(Some))
+                {
+                    c.check()?;
+                    probes.push(probe::extract(s, b, ProbeOptions::default(), c)?);
+                }
+                fusion::one_face_at_most(&probes, "identification")?;
+                let threshold = fusion::fused_threshold(s, &probes, requested)?;
+                let mut shortlist = Vec::new();
+                for p in &probes {
+                    if let Captured::Finger { minutiae, position } = &p.captured {
+                        require_position(*position, "a fused identification")?;
+                        c.check()?;
+                        let found = search_finger(
+                            s,
+                            &tenant,
+                            minutiae,
+                            *position,
+                            shortlist_len,
+                            f32::NEG_INFINITY,
+                        )?;
+                        shortlist.extend(found.into_iter().map(|c| c.subject_id));
+                    }
+                }
+                Ok((probes, shortlist, threshold))
+            })
+            .await?;
+        let face = probes.iter().find_map(|p| match &p.captured {
+            Captured::Face(v) => Some(v.clone()),
+            Captured::Finger { .. } => None,
+        });
+        if let Some(vector) = face {
+            let found = self
+                .search_faces(call, vector, shortlist_len, f32::NEG_INFINITY, mode)
+                .await?;
+            shortlist.extend(found.into_iter().map(|c| c.subject_id));
+        }
+        shortlist.sort_unstable();
+        shortlist.dedup();
+        let tenant = call.principal.tenant.clone();
+        let (probes, candidates) = self
+            .work(call, move |s, c| {
+                let found =
+                    fusion::rank_shortlist(s, &tenant, &shortlist, &probes, requested, k, c)?;
+                Ok((probes, found))
+            })
+            .await?;
+        let has_face = probes
+            .iter()
+            .any(|p| matches!(p.captured, Captured::Face(_)));
+        let has_finger = probes.len() > usize::from(has_face);
+        let tenant = &call.principal.tenant;
+        let gallery_size = if has_face {
+            self.s.gallery.indexed_for(tenant)
+        } else {
+            0
+        } + if has_finger {
+            self.s.gallery.indexed_fingers_for(tenant)
+        } else {
+            0
+        };
+        call.audit.model_ids = std::iter::once(model_id.clone())
+            .chain(has_face.then(|| Scorer::Face.model_id(&self.s)))
+            .chain(has_finger.then(|| Scorer::Finger.model_id(&self.s)))
+            .collect();
+        let primary = probes.into_iter().next().map(|p| p.quality);
+        Ok(proto::IdentifyResponse {
+            candidates,
+            threshold,
+            target_fmr: fmr,
+            model_id,
+            gallery_size: gallery_size as u64,
+            probe_quality: primary,
+            request_id: String::new(),
+        })
+    }
 }
 
 /// Enrolment of one subject (shared by Enroll and EnrollBatch).
@@ -513,6 +587,7 @@ fn enroll_one(
                         score: c.score,
                         rank: 0,
                         modality: scorer.modality() as i32,
+                        ..Default::default()
                     });
                 }
             }
@@ -709,11 +784,7 @@ impl Biometrics for BiometricsService {
                     .gallery
                     .subject_templates(&tenant, &r.subject_id)
                     .map_err(errors::gallery)?;
-                if 1 + r.additional_probes.len() > MAX_VERIFY_PROBES {
-                    return Err(errors::invalid(format!(
-                        "at most {MAX_VERIFY_PROBES} probes per verification"
-                    )));
-                }
+                fusion::check_probe_count(r.additional_probes.len(), "verification")?;
                 let bios: Vec<Option<&proto::Biometric>> = std::iter::once(r.probe.as_ref())
                     .chain(r.additional_probes.iter().map(Some))
                     .collect();
@@ -732,37 +803,30 @@ impl Biometrics for BiometricsService {
                 }
                 let mut probes = Vec::with_capacity(bios.len());
                 let mut scored = Vec::with_capacity(bios.len());
-                for b in &bios {
+                for (i, b) in bios.iter().enumerate() {
                     c.check()?;
                     let opts = ProbeOptions {
                         enrolment: false,
                         liveness: r.check_liveness && is_face_image(b),
                     };
                     let p = probe::extract(s, *b, opts, c)?;
-                    scored.push((Scorer::of(&p), score_against_subject(&enrolled, &p)?));
+                    let score = fusion::Prepared::new(&p, "a fingerprint verification")?
+                        .score(&enrolled)
+                        .ok_or_else(|| fusion::no_template(&p))?;
+                    scored.push((i, Scorer::of(&p), score));
                     probes.push(p);
                 }
-                // One face at most: the best of several faces against a one-comparison threshold
-                // would let through more impostors than the stated FMR (and several captures are
-                // a way around liveness).
-                if scored.iter().filter(|(k, _)| *k == Scorer::Face).count() > 1 {
-                    return Err(errors::invalid("at most one face probe per verification"));
-                }
+                fusion::one_face_at_most(&probes, "verification")?;
                 let liveness = probes.iter_mut().find_map(|p| p.liveness.take());
                 let primary = probes.swap_remove(0);
                 let (d, probe_scores) = if scored.len() == 1 {
-                    let (scorer, score) = scored[0];
+                    let (_, scorer, score) = scored[0];
                     (decision(s, scorer, score, r.target_fmr)?, Vec::new())
                 } else {
-                    let scores = scored
-                        .iter()
-                        .map(|(k, v)| proto::ProbeScore {
-                            modality: k.modality() as i32,
-                            score: *v,
-                            model_id: k.model_id(s),
-                        })
-                        .collect();
-                    (fused_decision(s, &scored, r.target_fmr)?, scores)
+                    (
+                        fusion::fused_decision(s, &scored, r.target_fmr)?,
+                        fusion::probe_scores(s, &scored),
+                    )
                 };
                 Ok(proto::VerifyResponse {
                     decision: Some(d),
@@ -885,6 +949,9 @@ impl Biometrics for BiometricsService {
                     }
                 }
             };
+            if !r.additional_probes.is_empty() {
+                return self.identify_fused(&mut call, r, k as usize, mode).await;
+            }
             // Probe extraction on a worker. Face scans run in the batcher, shared with concurrent
             // calls; a fingerprint search (pre-selection + MCC re-scoring) runs on the worker.
             let finger_tenant = tenant.clone();
@@ -896,19 +963,14 @@ impl Biometrics for BiometricsService {
                         Captured::Face(_) => None,
                         Captured::Finger { minutiae, position } => {
                             c.check()?;
-                            let t0 = Instant::now();
-                            let found = s
-                                .gallery
-                                .identify_finger(
-                                    &finger_tenant,
-                                    &Matcher::new(minutiae),
-                                    *position,
-                                    k as usize,
-                                    threshold,
-                                )
-                                .map_err(errors::gallery)?;
-                            s.metrics.stage("finger_search", t0.elapsed().as_secs_f64());
-                            Some(found)
+                            Some(search_finger(
+                                s,
+                                &finger_tenant,
+                                minutiae,
+                                *position,
+                                k as usize,
+                                threshold,
+                            )?)
                         }
                     };
                     Ok((p, threshold, fmr, found))
@@ -918,29 +980,8 @@ impl Biometrics for BiometricsService {
             let found = match (finger_found, &p.captured) {
                 (Some(found), _) => found,
                 (None, Captured::Face(vector)) => {
-                    let t0 = Instant::now();
-                    let cancel = Cancel::new(call.deadline);
-                    let search = self.s.search.identify(
-                        &tenant,
-                        vector.clone(),
-                        k as usize,
-                        threshold,
-                        mode,
-                        cancel.clone(),
-                    );
-                    let found = match tokio::time::timeout_at(call.deadline.into(), search).await {
-                        Ok(r) => r?,
-                        Err(_) => {
-                            cancel.cancel();
-                            return Err(status(
-                                Code::DeadlineExceeded,
-                                Reason::Deadline,
-                                "deadline exceeded while waiting for the gallery scan",
-                            ));
-                        }
-                    };
-                    self.s.metrics.stage("search", t0.elapsed().as_secs_f64());
-                    found
+                    self.search_faces(&call, vector.clone(), k as usize, threshold, mode)
+                        .await?
                 }
                 (None, Captured::Finger { .. }) => Vec::new(),
             };
@@ -958,6 +999,7 @@ impl Biometrics for BiometricsService {
                         score: c.score,
                         rank: i as u32 + 1,
                         modality: scorer.modality() as i32,
+                        ..Default::default()
                     })
                     .collect(),
                 threshold,

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod batcher;
 pub mod config;
 pub mod errors;
+pub mod fusion;
 pub mod handlers;
 pub mod jobs;
 pub mod limits;
