@@ -3,18 +3,27 @@
 //! template cache, cold or warm) and the classical fingerprint extractor; and the shipped fusion model.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use sinhtrac_engine::fusion::{FusionError, FusionModel, Inputs, Method};
 use sinhtrac_engine::protocols::cache::TemplateCache;
 use sinhtrac_engine::protocols::chimeric::{
     self, ChimericProtocol, ChimericScores, FusionReport, IMPRESSIONS,
 };
+use sinhtrac_engine::protocols::chimeric_1n;
+use sinhtrac_engine::protocols::extract::extract_files;
 use sinhtrac_tests::{datasets, engine};
 
 const DATABASES: [&str; 3] = ["fvc2000/DB1_B", "fvc2000/DB2_B", "fvc2002/DB1_B"];
 const SEED: u64 = 1;
 
-fn subset() -> (ChimericProtocol, ChimericScores) {
+/// The subset's protocol and scores, computed once for the tests of this file.
+fn subset() -> &'static (ChimericProtocol, ChimericScores) {
+    static SUBSET: OnceLock<(ChimericProtocol, ChimericScores)> = OnceLock::new();
+    SUBSET.get_or_init(compute_subset)
+}
+
+fn compute_subset() -> (ChimericProtocol, ChimericScores) {
     let root = datasets();
     let fingerprints = root.join("fingerprints");
     let dbs: Vec<PathBuf> = DATABASES.iter().map(|d| fingerprints.join(d)).collect();
@@ -46,7 +55,7 @@ fn row<'a>(r: &'a FusionReport, name: &str) -> &'a chimeric::Row {
 #[test]
 fn fusion_beats_each_modality_on_a_chimeric_subset() {
     let (protocol, scores) = subset();
-    let report = chimeric::evaluate(&protocol, &scores, &[SEED]).unwrap();
+    let report = chimeric::evaluate(protocol, scores, &[SEED]).unwrap();
     assert_eq!((report.test_genuine, report.test_impostor), (420, 6720));
     for r in &report.rows {
         eprintln!(
@@ -73,8 +82,7 @@ fn fusion_beats_each_modality_on_a_chimeric_subset() {
     assert!(fused.eer.mean <= face.eer.mean.min(finger.eer.mean));
 
     // The model on every subject: thresholds per configuration, file round trip, decisions.
-    let model =
-        chimeric::fit_model(&protocol, &scores, Method::LlrPav, SEED, "fusion-test").unwrap();
+    let model = chimeric::fit_model(protocol, scores, Method::LlrPav, SEED, "fusion-test").unwrap();
     let path = std::env::temp_dir().join(format!("sinhtrac-fusion-{}.json", std::process::id()));
     model.save(&path).unwrap();
     let back = FusionModel::load(&path).unwrap();
@@ -88,6 +96,68 @@ fn fusion_beats_each_modality_on_a_chimeric_subset() {
     assert!(back.decide(Some(0.9), &[0.5], 1e-3).unwrap().accept);
     assert!(!back.decide(Some(0.0), &[0.0], 1e-3).unwrap().accept);
     assert!(t.is_finite());
+}
+
+/// Fused identification with the service's rule, cross-validated on the subset (2 folds: 15 subjects
+/// enrolled among 100 face-only LFW fillers, 105 mated and 120 non-mated searches each): at the same
+/// FPIR the fused rule finds the right subject at least as often as face or finger alone, and at the
+/// nominal thresholds at least as often as the face; the shortlist loses nothing against scoring every
+/// gallery subject.
+#[test]
+fn fused_identification_finds_more_at_the_same_fpir() {
+    let (protocol, scores) = subset();
+    let names = chimeric_1n::filler_images(protocol, 100).unwrap();
+    assert_eq!(names.len(), 100);
+    let cache = TemplateCache::open(&TemplateCache::default_dir()).unwrap();
+    let fillers = extract_files(
+        engine(),
+        &protocol.images_dir,
+        &names,
+        Some(&cache),
+        &|_, _| {},
+    );
+    let r = chimeric_1n::evaluate_identification(
+        protocol,
+        scores,
+        &fillers,
+        &[SEED],
+        Method::LlrPav,
+        1e-3,
+        chimeric_1n::SERVICE_SHORTLIST,
+    )
+    .unwrap();
+    assert_eq!((r.enrolled_subjects, r.searches), (15, (105, 120)));
+    assert!(
+        r.fillers >= 99,
+        "fillers without a face: {}",
+        r.filler_failures
+    );
+    let row = |name: &str| r.rows.iter().find(|x| x.name == name).unwrap();
+    let (face, finger, fused, all) = (
+        row("face"),
+        row("finger"),
+        row("fused"),
+        row("fused-exhaustive"),
+    );
+    for x in [face, finger, fused, all] {
+        eprintln!(
+            "{:<18} TPIR {:.4} FPIR {:.4} TPIR@FPIR {:?}",
+            x.name, x.tpir_summary.mean, x.fpir_summary.mean, x.tpir_at_fpir
+        );
+    }
+    for i in 0..chimeric_1n::FPIR_POINTS.len() {
+        assert!(
+            fused.tpir_at_fpir[i] >= face.tpir_at_fpir[i].max(finger.tpir_at_fpir[i]),
+            "at FPIR {}: fused {:?} face {:?} finger {:?}",
+            chimeric_1n::FPIR_POINTS[i],
+            fused.tpir_at_fpir,
+            face.tpir_at_fpir,
+            finger.tpir_at_fpir
+        );
+    }
+    assert!(fused.tpir_summary.mean >= face.tpir_summary.mean);
+    assert!(fused.tpir_summary.mean > 0.95, "{:?}", fused.tpir);
+    assert_eq!(fused.tpir, all.tpir);
 }
 
 /// The LEADER model sits beside the classical one, under the name the service looks for, and says

@@ -340,13 +340,20 @@ impl ChimericScores {
         })
     }
 
-    fn finger_score(&self, a: usize, b: usize) -> Option<f64> {
+    /// The MCC score of finger samples `a` and `b` (subject × impressions + impression), `None` when
+    /// either failed to enrol.
+    pub(crate) fn finger_score(&self, a: usize, b: usize) -> Option<f64> {
         let (a, b) = (a.min(b), a.max(b));
         self.finger
             .get(a * self.n + b)
             .copied()
             .flatten()
             .map(f64::from)
+    }
+
+    /// The template of a face image (relative to the images folder), when it has one.
+    pub(crate) fn face_vector(&self, name: &str) -> Option<&[f32]> {
+        self.faces.get(name)?.vector()
     }
 
     fn face_score(&self, a: &str, b: &str) -> Option<f64> {
@@ -366,14 +373,7 @@ impl ChimericScores {
         subjects: &[usize],
     ) -> Comparisons {
         let m = protocol.impressions;
-        let sample = |s: usize, i: usize| -> (usize, &str) {
-            let face = pairing
-                .get(s)
-                .and_then(|&f| protocol.faces.get(f))
-                .and_then(|f| f.images.get(i))
-                .map_or("", String::as_str);
-            (s * m + i, face)
-        };
+        let sample = |s: usize, i: usize| (s * m + i, sample_face(protocol, pairing, s, i));
         let score = |a: (usize, &str), b: (usize, &str)| {
             ModalityScores::new(self.face_score(a.1, b.1), self.finger_score(a.0, b.0))
         };
@@ -395,6 +395,20 @@ impl ChimericScores {
         }
         Comparisons { genuine, impostor }
     }
+}
+
+/// The face image of sample `i` of subject `s` under `pairing` ("" when out of range).
+pub(crate) fn sample_face<'a>(
+    protocol: &'a ChimericProtocol,
+    pairing: &[usize],
+    s: usize,
+    i: usize,
+) -> &'a str {
+    pairing
+        .get(s)
+        .and_then(|&f| protocol.faces.get(f))
+        .and_then(|f| f.images.get(i))
+        .map_or("", String::as_str)
 }
 
 /// Two-modality comparisons of a protocol part.
@@ -466,7 +480,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(v: &[f64]) -> Self {
+    pub(crate) fn of(v: &[f64]) -> Self {
         let n = v.len().max(1) as f64;
         let mean = v.iter().sum::<f64>() / n;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
@@ -552,6 +566,8 @@ pub struct FusionReport {
     pub seconds: [f64; 4],
     /// Template cache use.
     pub cache: Option<CacheStats>,
+    /// Fused identification (`eval fusion --identify`), when run.
+    pub identification: Option<super::chimeric_1n::IdentifyReport>,
 }
 
 /// Test metrics and learned face weight share of one method in one fold.
@@ -659,6 +675,7 @@ pub fn evaluate(
             t0.elapsed().as_secs_f64(),
         ],
         cache: scores.cache,
+        identification: None,
     })
 }
 
@@ -672,7 +689,19 @@ pub fn fit_model(
     model_id: &str,
 ) -> Result<FusionModel, RunError> {
     let all: Vec<usize> = (0..protocol.subjects()).collect();
-    let c = scores.comparisons(protocol, &protocol.pairing(seed), &all);
+    fit_model_on(protocol, scores, method, seed, &all, model_id)
+}
+
+/// [`fit_model`] on the comparisons among `subjects` only (a cross-validation fold's training half).
+pub fn fit_model_on(
+    protocol: &ChimericProtocol,
+    scores: &ChimericScores,
+    method: Method,
+    seed: u64,
+    subjects: &[usize],
+    model_id: &str,
+) -> Result<FusionModel, RunError> {
+    let c = scores.comparisons(protocol, &protocol.pairing(seed), subjects);
     let fitted: FittedFusion = fit(method, &c.genuine, &c.impostor)?;
     let mut databases: Vec<String> = protocol
         .fingers
@@ -682,7 +711,7 @@ pub fn fit_model(
     databases.dedup();
     let protocol_name = format!(
         "chimeric {} FVC fingers ({}) x LFW identities with >= {} images, pairing seed {seed}, all pairs",
-        protocol.subjects(),
+        subjects.len(),
         databases.join(", "),
         protocol.impressions
     );
@@ -695,7 +724,7 @@ pub fn fit_model(
             finger_extractor: scores.finger_extractor.clone(),
             finger_matcher: "mcc".into(),
             protocol: protocol_name.clone(),
-            subjects: protocol.subjects() as u64,
+            subjects: subjects.len() as u64,
             n_genuine: c.genuine.len() as u64,
             n_impostor: c.impostor.len() as u64,
         },

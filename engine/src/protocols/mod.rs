@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod chimeric;
+pub mod chimeric_1n;
 pub mod extract;
 pub mod lfw;
 pub mod lfw_1n;

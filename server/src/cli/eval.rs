@@ -8,6 +8,7 @@ use sinhtrac_engine::face::{FaceConfig, MultiFacePolicy};
 use sinhtrac_engine::fusion::Method;
 use sinhtrac_engine::protocols::cache::{CacheStats, TemplateCache};
 use sinhtrac_engine::protocols::chimeric::{self, ChimericProtocol, ChimericScores, FusionReport};
+use sinhtrac_engine::protocols::chimeric_1n;
 use sinhtrac_engine::protocols::lfw::{evaluate_cached, LfwProtocol, LfwReport};
 use sinhtrac_engine::protocols::lfw_1n::{self, OpenSetOptions, OpenSetProtocol, OpenSetReport};
 use sinhtrac_engine::protocols::liveness::{
@@ -106,6 +107,16 @@ pub struct FusionArgs {
     /// runs LEADER at 0.45).
     #[arg(long, value_name = "Q")]
     pub leader_quality: Option<f32>,
+    /// Also evaluate fused identification (1:N): each fold's test subjects enrolled among face-only
+    /// LFW fillers, searched with their other samples and with the training half's (non-mated).
+    #[arg(long)]
+    pub identify: bool,
+    /// Face-only filler subjects of the identification galleries.
+    #[arg(long, default_value_t = 1000)]
+    pub fillers: usize,
+    /// Target FMR per comparison of the identification thresholds (the folds' halves support 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub identify_fmr: f64,
     /// Write the report as JSON to this path ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -974,7 +985,27 @@ fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode>
     )?;
     eprintln!();
     eprintln!("{}", cache_line(cache.as_ref()));
-    let report = chimeric::evaluate(&protocol, &scores, &args.seeds)?;
+    let mut report = chimeric::evaluate(&protocol, &scores, &args.seeds)?;
+    if args.identify {
+        let names = chimeric_1n::filler_images(&protocol, args.fillers)?;
+        let fillers = sinhtrac_engine::protocols::extract::extract_files(
+            &engine,
+            &protocol.images_dir,
+            &names,
+            cache.as_ref(),
+            &progress_bar("extracting fillers"),
+        );
+        eprintln!();
+        report.identification = Some(chimeric_1n::evaluate_identification(
+            &protocol,
+            &scores,
+            &fillers,
+            &args.seeds,
+            args.method.unwrap_or(report.best),
+            args.identify_fmr,
+            chimeric_1n::SERVICE_SHORTLIST,
+        )?);
+    }
     if !json_to_stdout(&args.json) {
         print_fusion(&report);
     }
@@ -1075,6 +1106,53 @@ fn print_fusion(r: &FusionReport) {
         "  faces {:.1}s, finger extraction {:.1}s, finger matching {:.1}s, fusion {:.1}s",
         r.seconds[0], r.seconds[1], r.seconds[2], r.seconds[3]
     );
+    if let Some(id) = &r.identification {
+        print_identification(id);
+    }
+}
+
+fn identification_rows(r: &chimeric_1n::IdentifyReport) -> Vec<[String; 5]> {
+    let ms = |s: &chimeric::Summary| format!("{} ± {}", pct(s.mean), pct(s.std));
+    let at = |row: &chimeric_1n::IdentifyRow, i: usize| {
+        row.tpir_at_fpir.get(i).map_or("-".into(), |&v| pct(v))
+    };
+    r.rows
+        .iter()
+        .map(|row| {
+            [
+                row.description.clone(),
+                ms(&row.tpir_summary),
+                ms(&row.fpir_summary),
+                at(row, 0),
+                at(row, 1),
+            ]
+        })
+        .collect()
+}
+
+fn print_identification(r: &chimeric_1n::IdentifyReport) {
+    println!(
+        "Fused identification (1:N), {} folds: gallery of {} chimeric subjects + {} face-only LFW fillers; \
+         {} mated and {} non-mated searches per fold; thresholds at FMR {} per comparison ({} model per fold)",
+        r.folds,
+        r.enrolled_subjects,
+        r.fillers,
+        r.searches.0,
+        r.searches.1,
+        r.target_fmr,
+        r.method.name()
+    );
+    println!(
+        "  {:<58} {:>18} {:>18} {:>14} {:>14}",
+        "decision rule", "TPIR (rank 1)", "FPIR", "TPIR@FPIR 1%", "TPIR@FPIR 5%"
+    );
+    for row in identification_rows(r) {
+        println!(
+            "  {:<58} {:>18} {:>18} {:>14} {:>14}",
+            row[0], row[1], row[2], row[3], row[4]
+        );
+    }
+    println!("  {:.1}s", r.seconds);
 }
 
 fn fusion_markdown(r: &FusionReport) -> String {
@@ -1103,5 +1181,22 @@ fn fusion_markdown(r: &FusionReport) -> String {
         r.face_failures.len(),
         r.finger_failures.len()
     ));
+    if let Some(id) = &r.identification {
+        s.push_str(&format!(
+            "\n## Fused identification (1:N)\n\nGallery: {} chimeric subjects + {} face-only LFW fillers; {} mated and \
+             {} non-mated searches per fold; thresholds at FMR {} per comparison; mean ± sd over {} folds.\n\n\
+             | decision rule | TPIR (rank 1) | FPIR | TPIR @ FPIR 1% (pooled) | TPIR @ FPIR 5% (pooled) |\n\
+             |---|---|---|---|---|\n",
+            id.enrolled_subjects,
+            id.fillers,
+            id.searches.0,
+            id.searches.1,
+            id.target_fmr,
+            id.folds
+        ));
+        for row in identification_rows(id) {
+            s.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+    }
     s
 }
