@@ -1,7 +1,8 @@
 //! The fingerprint side of a gallery: one MCC gallery per tenant (coarse pre-selection, then exact
 //! re-scoring; `sinhtrac_finger::Gallery`), filled from the store at start and kept in step with its
 //! change feed exactly as the face index is. Removed templates become tombstones in their tenant's
-//! gallery; entry indices never move, so the key maps stay valid.
+//! gallery (entry indices do not move, so the key maps stay valid) until the tombstones outnumber the
+//! live fingers: then the tenant's gallery is compacted and the key maps rewritten.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,9 @@ pub(super) struct FingerIndex {
     /// Store template key → (tenant, entry index).
     entry_of: HashMap<u64, (String, usize)>,
     pub(super) generation: Generation,
+    /// Removed fingers a tenant's gallery may hold before it is compacted (when they also outnumber
+    /// its live ones).
+    compact_after: usize,
 }
 
 /// A per-finger hit with the store key of the template it matched.
@@ -51,12 +55,13 @@ pub(super) fn filter(model_id: &str) -> ScanFilter<'_> {
 }
 
 impl FingerIndex {
-    pub(super) fn new(space: FingerSpace) -> Self {
+    pub(super) fn new(space: FingerSpace, compact_after: usize) -> Self {
         FingerIndex {
             space,
             tenants: HashMap::new(),
             entry_of: HashMap::new(),
             generation: Generation(0),
+            compact_after,
         }
     }
 
@@ -87,8 +92,36 @@ impl FingerIndex {
         if let Some((tenant, entry)) = self.entry_of.remove(&(key.0 as u64)) {
             if let Some(t) = self.tenants.get_mut(&tenant) {
                 t.gallery.remove(entry);
+                if t.gallery.removed() > self.compact_after.max(t.gallery.len()) {
+                    self.compact(&tenant);
+                }
             }
         }
+    }
+
+    /// Reclaim a tenant's removed fingers: its gallery drops them and the key maps follow the entries
+    /// that moved. Runs when removed entries outnumber live ones (and `compact_after`), so its cost,
+    /// linear in the tenant's live fingers, is paid once per as many removals.
+    fn compact(&mut self, tenant: &str) {
+        let Some(t) = self.tenants.get_mut(tenant) else {
+            return;
+        };
+        let reclaimed = t.gallery.removed();
+        let moved = t.gallery.compact();
+        let mut key_of = vec![0; t.gallery.entries().len()];
+        for (old, new) in moved.into_iter().enumerate() {
+            if let (Some(new), Some(&key)) = (new, t.key_of.get(old)) {
+                key_of[new] = key;
+                self.entry_of.insert(key, (tenant.to_string(), new));
+            }
+        }
+        t.key_of = key_of;
+        tracing::info!(
+            tenant,
+            reclaimed,
+            live = t.gallery.len(),
+            "finger index compacted"
+        );
     }
 
     /// The search form (MCC cylinders) of an indexed, live template.
@@ -99,6 +132,11 @@ impl FingerIndex {
             return None;
         }
         g.entries().get(*entry).map(|e| e.template.clone())
+    }
+
+    /// Removed finger templates a tenant's gallery still holds.
+    pub(super) fn removed(&self, tenant: &str) -> usize {
+        self.tenants.get(tenant).map_or(0, |t| t.gallery.removed())
     }
 
     /// Live finger templates of a tenant.

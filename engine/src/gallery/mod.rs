@@ -177,6 +177,9 @@ pub struct GalleryOptions {
     /// The finger space whose templates this gallery accepts and indexes (`None`: faces only; finger
     /// templates are then refused).
     pub fingers: Option<FingerSpace>,
+    /// A tenant's finger index is compacted (deleted fingers' memory reclaimed) once its removed
+    /// fingers outnumber both its live ones and this.
+    pub finger_compact_after: usize,
 }
 
 impl Default for GalleryOptions {
@@ -185,6 +188,7 @@ impl Default for GalleryOptions {
             approximate_tier: true,
             store: StoreOptions::default(),
             fingers: Some(FingerSpace::classical()),
+            finger_compact_after: 1024,
         }
     }
 }
@@ -374,7 +378,7 @@ impl Gallery {
         let fingers = match options.fingers {
             Some(space) => {
                 let model_id = space.model_id.clone();
-                let mut fx = FingerIndex::new(space);
+                let mut fx = FingerIndex::new(space, options.finger_compact_after);
                 let summary = store.scan(&fingers::filter(&model_id), |t| {
                     fx.add(&t);
                     ControlFlow::Continue(())
@@ -592,6 +596,12 @@ impl Gallery {
     /// The finger space this gallery accepts, if it holds fingerprints.
     pub fn finger_space(&self) -> Option<&FingerSpace> {
         self.finger_space.as_ref()
+    }
+
+    /// Deleted finger templates of one tenant whose memory the finger index still holds (until its next
+    /// compaction).
+    pub fn removed_fingers_for(&self, tenant: &str) -> usize {
+        self.fingers.as_ref().map_or(0, |f| read(f).removed(tenant))
     }
 
     /// Live finger templates of one tenant in the finger index.

@@ -76,6 +76,10 @@ pub struct IdentifyRow {
     pub tpir_at_fpir: Vec<f64>,
 }
 
+/// One rule's margins pooled over the folds: (right candidate, margin) of each mated search, margin of
+/// each non-mated one.
+type Margins = (Vec<(bool, f64)>, Vec<f64>);
+
 /// FPIRs the report states TPIR at.
 pub const FPIR_POINTS: [f64; 2] = [0.01, 0.05];
 
@@ -281,8 +285,7 @@ pub fn evaluate_identification(
     let m = protocol.impressions;
     let filler_faces: Vec<&[f32]> = fillers.values().filter_map(Extracted::vector).collect();
     let mut per_rule: [(Vec<f64>, Vec<f64>); 4] = Default::default();
-    // Pooled over folds: (right candidate, margin) of mated searches, margin of non-mated ones.
-    let mut margins: [(Vec<(bool, f64)>, Vec<f64>); 4] = Default::default();
+    let mut margins: [Margins; 4] = Default::default();
     let mut searches = (0, 0);
     let mut enrolled_subjects = 0;
     for &seed in seeds {

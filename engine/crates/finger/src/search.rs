@@ -197,6 +197,23 @@ impl Gallery {
         self.removed.get(entry).is_some_and(|r| !r)
     }
 
+    /// Removed entries whose memory is still held (until [`Gallery::compact`]).
+    pub fn removed(&self) -> usize {
+        self.entries.len() - self.live
+    }
+
+    /// Drops the removed entries, keeping the live ones in order, and returns where each old entry
+    /// went (`None` for a removed one): the only operation that moves entry indices. Templates are
+    /// moved, not copied.
+    pub fn compact(&mut self) -> Vec<Option<usize>> {
+        let old = std::mem::take(self);
+        old.entries
+            .into_iter()
+            .zip(old.removed)
+            .map(|(e, removed)| (!removed).then(|| self.push(e.subject, e.position, e.template)))
+            .collect()
+    }
+
     /// Number of live (searchable) fingers.
     pub fn len(&self) -> usize {
         self.live
@@ -396,5 +413,53 @@ mod tests {
         let five = Matcher::new(&finger(5));
         let h = g.search(&five, FingerPosition::UNKNOWN, &opts);
         assert_eq!((h[0].subject, h[0].entry), (5, entries[5]));
+    }
+
+    #[test]
+    fn compaction_drops_removed_entries_and_keeps_every_search_result() {
+        let mut g = Gallery::new();
+        for s in 0..12u64 {
+            g.insert(s, FingerPosition::RIGHT_INDEX, &finger(s as u16));
+        }
+        for e in [0, 3, 4, 11] {
+            g.remove(e);
+        }
+        let opts = SearchOptions::exhaustive(12);
+        let probes: Vec<Matcher> = (0..12u16).map(|s| Matcher::new(&finger(s))).collect();
+        let before: Vec<Vec<Hit>> = probes
+            .iter()
+            .map(|p| g.search(p, FingerPosition::UNKNOWN, &opts))
+            .collect();
+        let moved = g.compact();
+        assert_eq!((g.len(), g.removed(), g.entries().len()), (8, 0, 8));
+        let expected: Vec<Option<usize>> = vec![
+            None,
+            Some(0),
+            Some(1),
+            None,
+            None,
+            Some(2),
+            Some(3),
+            Some(4),
+            Some(5),
+            Some(6),
+            Some(7),
+            None,
+        ];
+        assert_eq!(moved, expected);
+        for (p, was) in probes.iter().zip(&before) {
+            let now = g.search(p, FingerPosition::UNKNOWN, &opts);
+            let renumbered: Vec<(u64, Option<usize>, f32)> = was
+                .iter()
+                .map(|h| (h.subject, moved[h.entry], h.score))
+                .collect();
+            let got: Vec<(u64, Option<usize>, f32)> = now
+                .iter()
+                .map(|h| (h.subject, Some(h.entry), h.score))
+                .collect();
+            assert_eq!(got, renumbered);
+        }
+        // New entries go after the compacted ones.
+        assert_eq!(g.insert(99, FingerPosition::RIGHT_INDEX, &finger(99)), 8);
     }
 }
