@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use sinhtrac_engine::finger::FingerEngine;
 use sinhtrac_engine::fusion::{FusionError, FusionModel, Inputs, Method};
 use sinhtrac_engine::protocols::cache::TemplateCache;
 use sinhtrac_engine::protocols::chimeric::{
@@ -172,6 +173,14 @@ fn the_leader_fusion_model_is_shipped_for_the_leader_pipeline() {
         m.provenance.face_model_sha256,
         engine().embedder.model_sha256_hex()
     );
+    // Learned on LEADER at the served detection threshold (0.45): the space the service checks.
+    let served = FingerEngine::leader(&engine().config().runtime, Some(0.45)).unwrap();
+    assert_eq!(
+        m.provenance.finger_space_sha256.as_deref(),
+        Some(served.space().sha256_hex().as_str())
+    );
+    let other = FingerEngine::leader(&engine().config().runtime, Some(0.55)).unwrap();
+    assert_ne!(other.space().sha256_hex(), served.space().sha256_hex());
     assert_eq!(
         FusionModel::path_for("mobilefacenet-128", "classical"),
         FusionModel::default_path()
@@ -200,6 +209,10 @@ fn shipped_model_loads_and_matches_the_engine_and_threshold_format() {
         engine().embedder.model_sha256_hex()
     );
     assert_eq!(m.provenance.finger_extractor, "classical");
+    assert_eq!(
+        m.provenance.finger_space_sha256,
+        Some(FingerEngine::classical().space().sha256_hex())
+    );
     assert_eq!(
         (m.provenance.n_genuine, m.provenance.n_impostor),
         (1400, 78_400)

@@ -181,6 +181,11 @@ pub struct Provenance {
     pub finger_extractor: String,
     /// Fingerprint matcher whose scores the finger map takes.
     pub finger_matcher: String,
+    /// sha256 (hex) of the finger space the finger scores came from: extractor version and settings
+    /// (LEADER's detection threshold) and matcher. The service uses the model only for that space.
+    /// Absent in models written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finger_space_sha256: Option<String>,
     /// Data and protocol the maps and thresholds were learned on.
     pub protocol: String,
     /// Chimeric subjects.
@@ -557,6 +562,7 @@ mod tests {
                 face_model_sha256: "ab".repeat(32),
                 finger_extractor: "classical".into(),
                 finger_matcher: "mcc".into(),
+                finger_space_sha256: None,
                 protocol: "synthetic".into(),
                 subjects: 2,
                 n_genuine: 1,

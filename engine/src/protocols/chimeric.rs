@@ -723,6 +723,7 @@ pub fn fit_model_on(
             face_model_sha256: scores.face_model.1.clone(),
             finger_extractor: scores.finger_extractor.clone(),
             finger_matcher: "mcc".into(),
+            finger_space_sha256: None,
             protocol: protocol_name.clone(),
             subjects: subjects.len() as u64,
             n_genuine: c.genuine.len() as u64,

@@ -945,6 +945,7 @@ fn write_liveness_report(dir: &std::path::Path, r: &LivenessEvaluation) -> anyho
 }
 
 fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode> {
+    use sinhtrac_engine::finger::FingerEngine;
     let root = args
         .data_root
         .clone()
@@ -1025,7 +1026,7 @@ fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode>
             .first()
             .copied()
             .unwrap_or(chimeric::DEFAULT_SEEDS[0]);
-        let model = chimeric::fit_model(
+        let mut model = chimeric::fit_model(
             &protocol,
             &scores,
             method,
@@ -1035,6 +1036,16 @@ fn run_fusion(global: &GlobalArgs, args: FusionArgs) -> anyhow::Result<ExitCode>
                 extractor.name(),
             ),
         )?;
+        // The finger space (extractor settings + matcher) the service will check the model against.
+        model.provenance.finger_space_sha256 = match args.extractor {
+            FingerExtractor::Classical => Some(FingerEngine::classical().space().sha256_hex()),
+            FingerExtractor::Leader => Some(
+                FingerEngine::leader(&global.face_config().runtime, args.leader_quality)?
+                    .space()
+                    .sha256_hex(),
+            ),
+            FingerExtractor::Merged => None,
+        };
         model.save(path)?;
         eprintln!(
             "fusion model ({}, {} genuine / {} impostor comparisons) written to {}",

@@ -278,7 +278,10 @@ fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> anyhow::Result<Op
     let p = &model.provenance;
     let face_ok = p.face_model_id == engine.embedder.model_id()
         && p.face_model_sha256 == engine.embedder.model_sha256_hex();
-    let finger_ok = format!("finger-{}", p.finger_extractor) == fingers.space().model_id;
+    // The finger scores must come from the served finger space: extractor, its settings (LEADER's
+    // detection threshold) and matcher, as the finger calibration is checked.
+    let finger_ok = format!("finger-{}", p.finger_extractor) == fingers.space().model_id
+        && p.finger_space_sha256.as_deref() == Some(fingers.space().sha256_hex().as_str());
     if face_ok && finger_ok {
         Ok(Some(model))
     } else {
@@ -286,6 +289,7 @@ fn load_fusion(engine: &FaceEngine, fingers: &FingerEngine) -> anyhow::Result<Op
             path = %path.display(),
             face = %p.face_model_id,
             finger = %p.finger_extractor,
+            finger_space = p.finger_space_sha256.as_deref().unwrap_or("unrecorded"),
             "fusion model is for other pipelines: fused verification disabled"
         );
         Ok(None)
