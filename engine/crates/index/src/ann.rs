@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use faiss::index::autotune::ParameterSpace;
-use faiss::index::IndexImpl;
+use faiss::index::{IndexImpl, TryClone};
 use faiss::{index_factory, Index, MetricType};
+use rayon::prelude::*;
 
 use crate::bench::{BenchContext, NamedMethod, Searcher};
 use crate::error::{IndexError, Result};
@@ -43,6 +44,11 @@ pub struct AnnConfig {
     pub rerank_factor: usize,
     /// Rows used to train (IVF/PQ/SQ); a strided sample.
     pub train_rows: usize,
+    /// FAISS indexes the rows are split over (one trained quantiser, cloned), searched in parallel:
+    /// FAISS parallelises over queries only, so this is how one query uses several cores. `0`: one
+    /// per rayon thread at build time.
+    #[serde(default)]
+    pub shards: usize,
 }
 
 impl AnnConfig {
@@ -54,6 +60,7 @@ impl AnnConfig {
             ef_search: Some(128),
             rerank_factor: 10,
             train_rows: 100_000,
+            shards: 0,
         }
     }
 }
@@ -132,12 +139,32 @@ struct Meta {
     rows: usize,
     dim: usize,
     factory: String,
+    /// First flat row of each shard (version 2; version 1 files hold one shard).
+    #[serde(default)]
+    starts: Vec<usize>,
 }
 
-/// A FAISS index over a flat index's rows.
+/// Sidecar format written by [`AnnIndex::save`].
+const META_VERSION: u32 = 2;
+
+/// One FAISS index over a contiguous range of flat rows (its labels are offsets from `start`).
+struct Shard {
+    index: Mutex<IndexImpl>,
+    start: usize,
+}
+
+impl Shard {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, IndexImpl>> {
+        self.index
+            .lock()
+            .map_err(|_| IndexError::Faiss("poisoned lock".into()))
+    }
+}
+
+/// A FAISS index over a flat index's rows, split in shards searched in parallel.
 pub struct AnnIndex {
     cfg: AnnConfig,
-    index: Mutex<IndexImpl>,
+    shards: Vec<Shard>,
     fingerprint: u64,
     rows: usize,
 }
@@ -154,6 +181,17 @@ impl std::fmt::Debug for AnnIndex {
 fn meta_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".meta.json");
+    PathBuf::from(p)
+}
+
+/// Where shard `i` is saved: `path` itself for the first (so a one-shard index is the plain FAISS
+/// file it always was), `path.<i>` for the others.
+fn shard_path(path: &Path, i: usize) -> PathBuf {
+    if i == 0 {
+        return path.to_path_buf();
+    }
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{i}"));
     PathBuf::from(p)
 }
 
@@ -177,10 +215,32 @@ impl AnnIndex {
             index.train(&sample).map_err(fe)?;
             tracing::info!(factory = %cfg.factory, rows = sample.len() / dim, secs = t.elapsed().as_secs_f64(), "ANN trained");
         }
-        index.add(&all).map_err(fe)?;
+        let count = match cfg.shards {
+            0 => rayon::current_num_threads(),
+            s => s,
+        }
+        .clamp(1, n);
+        // Shard s holds rows [s·n/count, (s+1)·n/count): each an empty clone of the trained index.
+        let starts: Vec<usize> = (0..=count).map(|s| s * n / count).collect();
+        let mut empty: Vec<IndexImpl> = Vec::with_capacity(count);
+        for _ in 1..count {
+            empty.push(index.try_clone().map_err(fe)?);
+        }
+        empty.push(index);
+        let shards = empty
+            .into_par_iter()
+            .zip(starts.par_windows(2))
+            .map(|(mut ix, w)| {
+                ix.add(&all[w[0] * dim..w[1] * dim]).map_err(fe)?;
+                Ok(Shard {
+                    index: Mutex::new(ix),
+                    start: w[0],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let ann = AnnIndex {
             cfg: cfg.clone(),
-            index: Mutex::new(index),
+            shards,
             fingerprint: flat.fingerprint(),
             rows: n,
         };
@@ -189,11 +249,20 @@ impl AnnIndex {
     }
 
     fn apply_params(&self) -> Result<()> {
-        let ix = self
-            .index
-            .lock()
-            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-        set_params(&ix, &self.cfg.factory, self.cfg.nprobe, self.cfg.ef_search)
+        for shard in &self.shards {
+            set_params(
+                &*shard.lock()?,
+                &self.cfg.factory,
+                self.cfg.nprobe,
+                self.cfg.ef_search,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Number of FAISS indexes the rows are split over.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
     }
 
     /// The configuration.
@@ -206,19 +275,22 @@ impl AnnIndex {
         self.rows == flat.rows() && self.fingerprint == flat.fingerprint()
     }
 
-    /// Writes the index and a `<path>.meta.json` sidecar with its fingerprint.
+    /// Writes the shards (`path`, `path.1`, …) and a `<path>.meta.json` sidecar with the fingerprint
+    /// of the rows and where each shard starts.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let ix = self
-            .index
-            .lock()
-            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-        faiss::write_index(&*ix, path.to_string_lossy().as_ref()).map_err(fe)?;
+        let mut dim = 0;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let ix = shard.lock()?;
+            dim = ix.d() as usize;
+            faiss::write_index(&*ix, shard_path(path, i).to_string_lossy().as_ref()).map_err(fe)?;
+        }
         let meta = Meta {
-            version: 1,
+            version: META_VERSION,
             fingerprint: self.fingerprint,
             rows: self.rows,
-            dim: ix.d() as usize,
+            dim,
             factory: self.cfg.factory.clone(),
+            starts: self.shards.iter().map(|s| s.start).collect(),
         };
         let mp = meta_path(path);
         let json = serde_json::to_vec(&meta).map_err(|e| IndexError::Format {
@@ -234,21 +306,40 @@ impl AnnIndex {
     pub fn load_or_build(flat: &FlatIndex, cfg: &AnnConfig, path: &Path) -> Result<(Self, bool)> {
         let loaded = (|| -> Option<AnnIndex> {
             let meta: Meta = serde_json::from_slice(&std::fs::read(meta_path(path)).ok()?).ok()?;
-            let want = Meta {
-                version: 1,
-                fingerprint: flat.fingerprint(),
-                rows: flat.rows(),
-                dim: flat.dim(),
-                factory: cfg.factory.clone(),
+            let starts = match meta.version {
+                1 => vec![0],
+                META_VERSION => meta.starts.clone(),
+                _ => return None,
             };
-            if meta != want {
+            let same_rows = meta.fingerprint == flat.fingerprint()
+                && meta.rows == flat.rows()
+                && meta.dim == flat.dim()
+                && meta.factory == cfg.factory;
+            let valid = !starts.is_empty()
+                && starts[0] == 0
+                && starts.windows(2).all(|w| w[0] < w[1])
+                && starts.last().is_some_and(|&s| s < meta.rows.max(1));
+            if !(same_rows && valid) {
                 tracing::info!(path = %path.display(), "ANN index stale, rebuilding");
                 return None;
             }
-            let index = faiss::read_index(path.to_string_lossy().as_ref()).ok()?;
+            let mut shards = Vec::with_capacity(starts.len());
+            for (i, &start) in starts.iter().enumerate() {
+                let index =
+                    faiss::read_index(shard_path(path, i).to_string_lossy().as_ref()).ok()?;
+                let end = starts.get(i + 1).copied().unwrap_or(meta.rows);
+                if index.ntotal() as usize != end - start {
+                    tracing::info!(path = %path.display(), shard = i, "ANN shard size mismatch, rebuilding");
+                    return None;
+                }
+                shards.push(Shard {
+                    index: Mutex::new(index),
+                    start,
+                });
+            }
             Some(AnnIndex {
                 cfg: cfg.clone(),
-                index: Mutex::new(index),
+                shards,
                 fingerprint: meta.fingerprint,
                 rows: meta.rows,
             })
@@ -300,20 +391,28 @@ impl AnnIndex {
             .saturating_mul(self.cfg.rerank_factor.max(1))
             .min(self.rows)
             .max(1);
-        let res = {
-            let mut ix = self
-                .index
-                .lock()
-                .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-            set_params(&ix, &self.cfg.factory, nprobe, ef_search)?;
-            ix.search(&p.f32, kc).map_err(fe)?
-        };
+        // Every shard's best kc, in parallel; all of them are re-ranked exactly (a superset of what
+        // one unsharded index would return, for a few more exact dot products).
+        let results = self
+            .shards
+            .par_iter()
+            .map(|shard| {
+                let mut ix = shard.lock()?;
+                set_params(&ix, &self.cfg.factory, nprobe, ef_search)?;
+                let found = ix.search(&p.f32, kc).map_err(fe)?;
+                Ok((shard.start, found))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(p.nq);
         for q in 0..p.nq {
-            let mut c: Vec<Scored> = res.labels[q * kc..(q + 1) * kc]
+            let mut c: Vec<Scored> = results
                 .iter()
-                .zip(&res.distances[q * kc..(q + 1) * kc])
-                .filter_map(|(l, &s)| l.get().map(|r| (r as usize, s)))
+                .flat_map(|(start, res)| {
+                    res.labels[q * kc..(q + 1) * kc]
+                        .iter()
+                        .zip(&res.distances[q * kc..(q + 1) * kc])
+                        .filter_map(move |(l, &s)| l.get().map(|r| (start + r as usize, s)))
+                })
                 .filter(|&(r, _)| r < flat.rows() && flat.passes(r, params.filter))
                 .map(|(r, s)| Scored {
                     score: s,
@@ -341,14 +440,11 @@ impl AnnIndex {
             std::process::id(),
             self
         ));
-        let ix = self
-            .index
-            .lock()
-            .map_err(|_| IndexError::Faiss("poisoned lock".into()))?;
-        faiss::write_index(&*ix, path.to_string_lossy().as_ref()).map_err(fe)?;
-        let n = std::fs::metadata(&path)
-            .map(|m| m.len() as usize)
-            .unwrap_or(0);
+        let mut n = 0;
+        for shard in &self.shards {
+            faiss::write_index(&*shard.lock()?, path.to_string_lossy().as_ref()).map_err(fe)?;
+            n += std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+        }
         std::fs::remove_file(&path).ok();
         Ok(n)
     }
@@ -446,14 +542,21 @@ fn faiss_build(
     }
     index.add(ctx.vectors).map_err(fe)?;
     let build = t.elapsed().as_secs_f64();
-    let a = AnnIndex {
+    let mut a = AnnIndex {
         cfg: AnnConfig::new(factory),
-        index: Mutex::new(index),
+        shards: vec![Shard {
+            index: Mutex::new(index),
+            start: 0,
+        }],
         fingerprint: 0,
         rows: n,
     };
     let memory = a.serialized_bytes()?;
-    Ok((build, Arc::new(a.index), memory))
+    let shard = a
+        .shards
+        .pop()
+        .ok_or_else(|| IndexError::Faiss("no shard".into()))?;
+    Ok((build, Arc::new(shard.index), memory))
 }
 
 /// The FAISS peers and our ANN tier for [`crate::bench::run`]: IndexFlatIP,
@@ -505,7 +608,12 @@ pub fn bench_methods<'a>(ctx: &BenchContext<'a>) -> Result<Vec<NamedMethod<'a>>>
             ef_search: None,
         })
     };
-    let (ann, b) = timed_build(&AnnConfig::new(&format!("IVF{nlist},SQ8")))?;
+    // One shard per bench thread: a query of ours may use the cores the bench gives our methods.
+    let shards = ctx.spec.threads.max(1);
+    let (ann, b) = timed_build(&AnnConfig {
+        shards,
+        ..AnnConfig::new(&format!("IVF{nlist},SQ8"))
+    })?;
     for nprobe in [16usize, 64] {
         out.push((
             format!("ours-ivf{nlist},sq8-np{nprobe}+rerank"),
@@ -519,6 +627,7 @@ pub fn bench_methods<'a>(ctx: &BenchContext<'a>) -> Result<Vec<NamedMethod<'a>>>
     for factor in [HIGH_RECALL_RERANK / 2, HIGH_RECALL_RERANK] {
         let cfg = AnnConfig {
             rerank_factor: factor,
+            shards,
             ..AnnConfig::new(&fast_scan)
         };
         let (ann, b) = timed_build(&cfg)?;
