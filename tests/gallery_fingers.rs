@@ -24,8 +24,8 @@ impl Drop for TempFile {
     }
 }
 
-/// Subject `k` enrols impression 1 of FVC2002 DB1_B finger 101 + k % 10 (so ten fingers, each shared by
-/// every tenth subject).
+/// Subject `k` enrols FVC2002 DB1_B finger 101 + k % 10, impression 1 + k / 10: thirty different
+/// templates, three impressions of each of ten fingers.
 fn subject_id(k: usize) -> String {
     format!("CLAIM-{k:03}")
 }
@@ -43,7 +43,9 @@ fn deleted_fingers_are_reclaimed_and_searches_do_not_change() {
             .unwrap();
         (c.template.encode(), c.minutiae)
     };
-    let enrolled: Vec<Vec<u8>> = (101..=110).map(|f| encode(f, 1).0).collect();
+    let enrolled: Vec<Vec<u8>> = (0..30u32)
+        .map(|k| encode(101 + k % 10, 1 + k / 10).0)
+        .collect();
     let file = TempFile(std::env::temp_dir().join(format!(
         "sinhtrac-gallery-fingers-{}.db",
         std::process::id()
@@ -68,7 +70,7 @@ fn deleted_fingers_are_reclaimed_and_searches_do_not_change() {
             templates: vec![NewTemplate::finger(
                 RIGHT_INDEX,
                 model_id.clone(),
-                enrolled[k % 10].clone(),
+                enrolled[k].clone(),
                 0.5,
             )],
         };
@@ -77,6 +79,7 @@ fn deleted_fingers_are_reclaimed_and_searches_do_not_change() {
     assert_eq!(gallery.indexed_fingers_for(TENANT), 30);
 
     // A fresh impression of finger 104 (subjects 3, 13, 23) as the probe; every answer is recorded.
+    // (Every subject's template differs, so a key map pointing at the wrong entry changes a score.)
     let (_, probe) = encode(104, 4);
     let matcher = Matcher::new(&probe);
     let position = FingerPosition::new(RIGHT_INDEX).unwrap();
@@ -131,7 +134,7 @@ fn deleted_fingers_are_reclaimed_and_searches_do_not_change() {
     assert_eq!(gallery.removed_fingers_for(TENANT), 1);
     assert_eq!(search(&gallery), without(after, "CLAIM-003"));
     // A 1:1 read takes each finger's prepared form from the index: the score of the stored template.
-    for k in [13, 23, 29] {
+    for k in [5, 13, 23, 29] {
         assert_eq!(verify(&gallery, k), mate_score_of(&gallery, &matcher, k));
     }
 

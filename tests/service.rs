@@ -211,6 +211,12 @@ fn verify_req(id: &str, probe: proto::Biometric) -> proto::VerifyRequest {
     }
 }
 
+/// The response of an Identify call that must succeed.
+async fn identified(c: &mut Client, msg: proto::IdentifyRequest) -> proto::IdentifyResponse {
+    let r = c.req(msg);
+    c.inner.identify(r).await.unwrap().into_inner()
+}
+
 /// The decision of a Verify call that must succeed.
 async fn verify_decision(c: &mut Client, msg: proto::VerifyRequest) -> proto::Decision {
     let r = c.req(msg);
@@ -1275,14 +1281,15 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
         .unwrap()
         .into_inner();
     assert!(mixed.decision.unwrap().score < d.score);
+    // Two impressions of one finger are not two fingers (their scores are not independent).
     let r = c.req(proto::VerifyRequest {
         additional_probes: vec![finger(101, 3, RIGHT_INDEX), finger(101, 4, RIGHT_INDEX)],
         ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", 3)))
     });
     assert_status(
         c.inner.verify(r).await,
-        Code::FailedPrecondition,
-        "MODEL_UNCALIBRATED",
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
     );
     // One face at most (a best-of-several-faces would exceed the stated FMR and dodge liveness).
     let r = c.req(proto::VerifyRequest {
@@ -1537,12 +1544,7 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     // the fused score is exactly the fused Verify of that subject with the same probes.
     let probes = || (image(&lfw("Colin_Powell", 49)), finger(101, 3, RIGHT_INDEX));
     let (face, print) = probes();
-    let found = c
-        .inner
-        .identify(c.req(identify(face, vec![print])))
-        .await
-        .unwrap()
-        .into_inner();
+    let found = identified(&mut c, identify(face, vec![print])).await;
     assert_eq!(found.model_id, fused_id);
     assert_eq!(found.target_fmr, 1e-4);
     assert_eq!(found.gallery_size, 4 + 4, "face + finger templates");
@@ -1598,26 +1600,30 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
         .iter()
         .all(|c| c.subject_id != "CLAIM-1"));
     let audit = server.audit_lines();
-    let identified = audit
+    let audited = audit
         .iter()
         .rfind(|l| l["operation"] == "Identify")
         .unwrap();
     assert_eq!(
-        identified["model_ids"],
+        audited["model_ids"],
         serde_json::json!([fused_id, "mobilefacenet-128", "finger-classical"])
     );
-    assert_eq!(identified["candidates"][0][0], "CLAIM-1", "{identified}");
+    assert_eq!(audited["candidates"][0][0], "CLAIM-1", "{audited}");
+    assert_eq!(
+        audited["candidate_thresholds"][0].as_f64().map(|t| t as f32),
+        Some(found.candidates[0].threshold),
+        "{audited}"
+    );
 
     // A subject enrolled without a finger is decided on the face alone (the face-only threshold).
-    let found = c
-        .inner
-        .identify(c.req(identify(
+    let found = identified(
+        &mut c,
+        identify(
             image(&lfw("Jean_Chretien", 6)),
             vec![finger(106, 3, RIGHT_INDEX)],
-        )))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     let top = &found.candidates[0];
     assert_eq!(top.subject_id, "CLAIM-4", "{found:?}");
     assert_eq!(top.probe_scores.len(), 1);
@@ -1625,15 +1631,14 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     assert_ne!(top.threshold, found.threshold);
 
     // Strangers (an unenrolled face and finger): no one.
-    let found = c
-        .inner
-        .identify(c.req(identify(
+    let found = identified(
+        &mut c,
+        identify(
             image(&lfw("George_W_Bush", 7)),
             vec![finger(107, 2, RIGHT_INDEX)],
-        )))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     assert!(found.candidates.is_empty(), "{found:?}");
 
     // A face too poor to identify on its own is carried by the finger.
@@ -1643,23 +1648,21 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
         let back = image::imageops::resize(&small, 250, 250, image::imageops::FilterType::Triangle);
         bytes(encode(&DynamicImage::ImageRgb8(back), ImageFormat::Jpeg))
     };
-    let face_only = c
-        .inner
-        .identify(c.req(proto::IdentifyRequest {
+    let face_only = identified(
+        &mut c,
+        proto::IdentifyRequest {
             probe: Some(poor_face.clone()),
             top_k: 3,
             target_fmr: 1e-4,
             ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let fused = c
-        .inner
-        .identify(c.req(identify(poor_face, vec![finger(101, 3, RIGHT_INDEX)])))
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
+    let fused = identified(
+        &mut c,
+        identify(poor_face, vec![finger(101, 3, RIGHT_INDEX)]),
+    )
+    .await;
     assert!(face_only.candidates.is_empty(), "{face_only:?}");
     let top = &fused.candidates[0];
     assert_eq!(top.subject_id, "CLAIM-1", "{fused:?}");
@@ -1689,12 +1692,21 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     );
     let r = c.req(identify(
         image(&lfw("Colin_Powell", 49)),
-        vec![finger(101, 3, RIGHT_INDEX), finger(101, 4, RIGHT_INDEX)],
+        vec![finger(101, 3, RIGHT_INDEX), finger(102, 3, 7)],
     ));
     assert_status(
         c.inner.identify(r).await,
         Code::FailedPrecondition,
         "MODEL_UNCALIBRATED",
+    );
+    let r = c.req(identify(
+        image(&lfw("Colin_Powell", 49)),
+        vec![finger(101, 3, RIGHT_INDEX), finger(101, 4, RIGHT_INDEX)],
+    ));
+    assert_status(
+        c.inner.identify(r).await,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
     );
     let r = c.req(identify(
         image(&lfw("Colin_Powell", 49)),

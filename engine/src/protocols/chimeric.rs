@@ -152,30 +152,13 @@ impl ChimericProtocol {
             ));
         }
         let images_dir = lfw_root.join("images");
-        let mut names: Vec<String> = std::fs::read_dir(&images_dir)
-            .map_err(|source| ProtocolError::Io {
-                path: images_dir.clone(),
-                source,
-            })?
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        names.sort();
         let mut faces = Vec::new();
-        for name in names {
-            let dir = images_dir.join(&name);
-            let mut files: Vec<String> = std::fs::read_dir(&dir)
-                .map_err(|source| ProtocolError::Io {
-                    path: dir.clone(),
-                    source,
-                })?
-                .flatten()
-                .filter(|e| e.path().is_file())
-                .filter_map(|e| e.file_name().to_str().map(|f| format!("{name}/{f}")))
+        for name in sorted_names(&images_dir, Entries::Folders)? {
+            let mut files: Vec<String> = sorted_names(&images_dir.join(&name), Entries::Files)?
+                .into_iter()
+                .map(|f| format!("{name}/{f}"))
                 .collect();
             if files.len() >= impressions {
-                files.sort();
                 files.truncate(impressions);
                 faces.push(FaceIdentity {
                     name,
@@ -224,6 +207,31 @@ impl ChimericProtocol {
         b.sort_unstable();
         [a, b]
     }
+}
+
+/// Which entries of a folder [`sorted_names`] lists.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Entries {
+    Folders,
+    Files,
+}
+
+/// The names of `dir`'s sub-folders or files, sorted.
+pub(crate) fn sorted_names(dir: &Path, which: Entries) -> Result<Vec<String>, ProtocolError> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| ProtocolError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .filter(|e| match which {
+            Entries::Folders => e.path().is_dir(),
+            Entries::Files => e.path().is_file(),
+        })
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 fn shuffle(v: &mut [usize], seed: u64) {

@@ -24,15 +24,15 @@
 //! right subject (TPIR at rank 1); a non-mated search fails when any candidate is accepted (FPIR).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Serialize;
 use sinhtrac_eval::fusion::Method;
 
-use super::chimeric::{self, sample_face, ChimericProtocol, ChimericScores, Summary};
+use super::chimeric::{
+    self, sample_face, sorted_names, ChimericProtocol, ChimericScores, Entries, Summary,
+};
 use super::extract::Extracted;
-use super::lfw::ProtocolError;
 use super::RunError;
 use crate::fusion::{FusionModel, Inputs};
 
@@ -76,24 +76,34 @@ pub struct IdentifyRow {
     pub tpir_at_fpir: Vec<f64>,
 }
 
-/// One rule's margins pooled over the folds: (right candidate, margin) of each mated search, margin of
-/// each non-mated one.
-type Margins = (Vec<(bool, f64)>, Vec<f64>);
+/// One candidate of a search: fused score, margin over its threshold, whether it is the subject sought.
+type Scored = (f64, f64, bool);
+
+/// One rule's searches pooled over the folds: every candidate of each mated search, the largest margin
+/// of each non-mated one.
+type Margins = (Vec<Vec<Scored>>, Vec<f64>);
 
 /// FPIRs the report states TPIR at.
 pub const FPIR_POINTS: [f64; 2] = [0.01, 0.05];
 
-/// TPIR at FPIR `x`: the margin offset passing at most `x` of the non-mated searches, and the share of
-/// mated searches whose best-margin candidate is right and passes it.
-fn tpir_at_fpir(mated: &[(bool, f64)], non_mated: &[f64], x: f64) -> f64 {
+/// TPIR at FPIR `x` with every threshold of the rule moved by one offset: the offset passes at most `x`
+/// of the non-mated searches (a search passes when any candidate does), and a mated search is a hit
+/// when, among its candidates that pass, the best by score (the service's answer) is the one sought.
+fn tpir_at_fpir(mated: &[Vec<Scored>], non_mated: &[f64], x: f64) -> f64 {
     let mut nm: Vec<f64> = non_mated.to_vec();
     nm.sort_by(|a, b| b.total_cmp(a));
     let allowed = (x * nm.len() as f64).floor() as usize;
     // Pass strictly more than the (allowed + 1)-th highest non-mated margin.
-    let above = |m: f64| nm.get(allowed).is_none_or(|&t| m > t);
+    let passes = |m: f64| nm.get(allowed).is_none_or(|&t| m > t);
     let hits = mated
         .iter()
-        .filter(|(right, m)| *right && above(*m))
+        .filter(|cands| {
+            cands
+                .iter()
+                .filter(|c| passes(c.1))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .is_some_and(|c| c.2)
+        })
         .count();
     hits as f64 / mated.len().max(1) as f64
 }
@@ -127,46 +137,27 @@ pub struct IdentifyReport {
 /// impressions, sorted by identity, at most `max` (relative to the images folder).
 pub fn filler_images(protocol: &ChimericProtocol, max: usize) -> Result<Vec<String>, RunError> {
     let dir = &protocol.images_dir;
-    let io = |path: &Path, source| ProtocolError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| io(dir, e))?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    names.sort();
     let mut out = Vec::new();
-    for name in names {
+    for name in sorted_names(dir, Entries::Folders)? {
         if out.len() >= max {
             break;
         }
-        let sub = dir.join(&name);
-        let mut files: Vec<String> = std::fs::read_dir(&sub)
-            .map_err(|e| io(&sub, e))?
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        if files.is_empty() || files.len() >= protocol.impressions {
-            continue;
+        let files = sorted_names(&dir.join(&name), Entries::Files)?;
+        if let Some(first) = files.first().filter(|_| files.len() < protocol.impressions) {
+            out.push(format!("{name}/{first}"));
         }
-        files.sort();
-        out.push(format!("{name}/{}", files[0]));
     }
     Ok(out)
 }
 
 /// What one decision rule answered for one search.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Answer {
     /// The best accepted candidate by score (gallery index), if any: the service's answer.
     best: Option<usize>,
-    /// The candidate furthest above (or least below) its threshold, with that margin: moving every
-    /// threshold by the same amount traces the rule's TPIR against FPIR.
-    by_margin: Option<(usize, f64)>,
+    /// Every candidate decided: (gallery index, fused score, margin over its threshold), so that
+    /// moving every threshold by one offset traces the rule's TPIR against FPIR.
+    decided: Vec<(usize, f64, f64)>,
 }
 
 struct Rule<'m> {
@@ -188,7 +179,7 @@ impl Rule<'_> {
         candidates: impl Iterator<Item = (usize, Option<f32>, Option<f32>)>,
     ) -> Result<Answer, RunError> {
         let mut best: Option<(f64, usize)> = None;
-        let mut by_margin: Option<(usize, f64)> = None;
+        let mut decided = Vec::new();
         for (g, face, finger) in candidates {
             let fingers: Vec<f32> = finger.into_iter().collect();
             if face.is_none() && fingers.is_empty() {
@@ -202,13 +193,11 @@ impl Rule<'_> {
             if score >= t && best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, g));
             }
-            if by_margin.is_none_or(|(_, m)| score - t > m) {
-                by_margin = Some((g, score - t));
-            }
+            decided.push((g, score, score - t));
         }
         Ok(Answer {
             best: best.map(|b| b.1),
-            by_margin,
+            decided,
         })
     }
 }
@@ -352,13 +341,22 @@ pub fn evaluate_identification(
                 tpir.push(hits as f64 / n_mated.max(1) as f64);
                 fpir.push(false_pos as f64 / n_non.max(1) as f64);
                 for (p, a) in probes.iter().zip(&answers) {
-                    let (g, margin) = a[r].by_margin.unwrap_or((usize::MAX, f64::NEG_INFINITY));
+                    let decided = &a[r].decided;
                     match p.truth {
-                        Some(t) => {
-                            let right = gallery.get(g).and_then(|e| e.subject) == Some(t);
-                            margins[r].0.push((right, margin));
-                        }
-                        None => margins[r].1.push(margin),
+                        Some(t) => margins[r].0.push(
+                            decided
+                                .iter()
+                                .map(|&(g, score, margin)| {
+                                    (score, margin, gallery[g].subject == Some(t))
+                                })
+                                .collect(),
+                        ),
+                        None => margins[r].1.push(
+                            decided
+                                .iter()
+                                .map(|d| d.2)
+                                .fold(f64::NEG_INFINITY, f64::max),
+                        ),
                     }
                 }
             }

@@ -54,6 +54,10 @@ pub struct AuditRecord {
     /// Candidates of a search (subject id, score).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<(String, f32)>,
+    /// A fused search: the threshold each candidate passed, in `candidates` order (it depends on
+    /// which probes the candidate could be compared with).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidate_thresholds: Vec<f32>,
     /// Models involved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub model_ids: Vec<String>,

@@ -163,6 +163,10 @@ impl ServerConfig {
             "leader_quality must be in [0, 1]"
         );
         anyhow::ensure!(
+            self.default_deadline_ms > 0,
+            "default_deadline_ms must be positive"
+        );
+        anyhow::ensure!(
             self.max_message_bytes >= 1024,
             "max_message_bytes is too small"
         );

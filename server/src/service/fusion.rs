@@ -66,9 +66,11 @@ pub fn no_template(p: &Probe) -> Status {
     )
 }
 
-/// Refuse more than one face: the best of several faces against a one-comparison threshold would let
-/// through more impostors than the stated FMR (and several captures are a way around liveness).
-pub fn one_face_at_most(probes: &[Probe], what: &str) -> Result<(), Status> {
+/// Refuse more than one face, and two captures of one finger position: the best of several faces
+/// against a one-comparison threshold would let through more impostors than the stated FMR (and
+/// several captures are a way around liveness); two impressions of one finger are not the
+/// independent fingers the fused score adds up.
+pub fn one_capture_per_face_and_finger(probes: &[Probe], what: &str) -> Result<(), Status> {
     let faces = probes
         .iter()
         .filter(|p| matches!(p.captured, Captured::Face(_)))
@@ -76,6 +78,23 @@ pub fn one_face_at_most(probes: &[Probe], what: &str) -> Result<(), Status> {
     if faces > 1 {
         return Err(errors::invalid(format!(
             "at most one face probe per {what}"
+        )));
+    }
+    let mut positions: Vec<FingerPosition> = probes
+        .iter()
+        .filter_map(|p| match &p.captured {
+            Captured::Finger { position, .. } if *position != FingerPosition::UNKNOWN => {
+                Some(*position)
+            }
+            _ => None,
+        })
+        .collect();
+    let n = positions.len();
+    positions.sort_unstable();
+    positions.dedup();
+    if positions.len() < n {
+        return Err(errors::invalid(format!(
+            "two fingerprints of the same finger position in one {what}"
         )));
     }
     Ok(())
@@ -171,6 +190,17 @@ pub fn fused_threshold(
     let t = model
         .threshold_for_fmr(inputs, fmr)
         .map_err(|e| fusion_status(e, requested))?;
+    // A shortlisted subject without a template for some probe is decided on the others: every such
+    // configuration must have a threshold too, checked now rather than when some subject needs it.
+    for face in [false, inputs.face] {
+        for fingers in 0..=inputs.fingers {
+            if face || fingers > 0 {
+                model
+                    .threshold_for_fmr(Inputs { face, fingers }, fmr)
+                    .map_err(|e| fusion_status(e, requested))?;
+            }
+        }
+    }
     Ok((t as f32, fmr, model.model_id.clone()))
 }
 

@@ -437,7 +437,7 @@ impl BiometricsService {
                     c.check()?;
                     probes.push(probe::extract(s, b, ProbeOptions::default(), c)?);
                 }
-                fusion::one_face_at_most(&probes, "identification")?;
+                fusion::one_capture_per_face_and_finger(&probes, "identification")?;
                 let threshold = fusion::fused_threshold(s, &probes, requested)?;
                 let mut shortlist = Vec::new();
                 for p in &probes {
@@ -816,7 +816,7 @@ impl Biometrics for BiometricsService {
                     scored.push((i, Scorer::of(&p), score));
                     probes.push(p);
                 }
-                fusion::one_face_at_most(&probes, "verification")?;
+                fusion::one_capture_per_face_and_finger(&probes, "verification")?;
                 let liveness = probes.iter_mut().find_map(|p| p.liveness.take());
                 let primary = probes.swap_remove(0);
                 let (d, probe_scores) = if scored.len() == 1 {
@@ -1020,6 +1020,14 @@ impl Biometrics for BiometricsService {
                 .iter()
                 .map(|c| (c.subject_id.clone(), c.score))
                 .collect();
+            if resp
+                .candidates
+                .iter()
+                .any(|c| c.modality == proto::Modality::Fused as i32)
+            {
+                call.audit.candidate_thresholds =
+                    resp.candidates.iter().map(|c| c.threshold).collect();
+            }
         }
         self.finish(call, result).await
     }

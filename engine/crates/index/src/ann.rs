@@ -284,6 +284,11 @@ impl AnnIndex {
             dim = ix.d() as usize;
             faiss::write_index(&*ix, shard_path(path, i).to_string_lossy().as_ref()).map_err(fe)?;
         }
+        // Shard files of an earlier index with more shards would only mislead a reader.
+        let mut stale = self.shards.len();
+        while std::fs::remove_file(shard_path(path, stale)).is_ok() {
+            stale += 1;
+        }
         let meta = Meta {
             version: META_VERSION,
             fingerprint: self.fingerprint,
@@ -311,10 +316,12 @@ impl AnnIndex {
                 META_VERSION => meta.starts.clone(),
                 _ => return None,
             };
+            // A configured shard count other than the saved one is a rebuild too (0: take the file's).
             let same_rows = meta.fingerprint == flat.fingerprint()
                 && meta.rows == flat.rows()
                 && meta.dim == flat.dim()
-                && meta.factory == cfg.factory;
+                && meta.factory == cfg.factory
+                && (cfg.shards == 0 || cfg.shards.min(meta.rows) == starts.len());
             let valid = !starts.is_empty()
                 && starts[0] == 0
                 && starts.windows(2).all(|w| w[0] < w[1])
@@ -391,8 +398,9 @@ impl AnnIndex {
             .saturating_mul(self.cfg.rerank_factor.max(1))
             .min(self.rows)
             .max(1);
-        // Every shard's best kc, in parallel; all of them are re-ranked exactly (a superset of what
-        // one unsharded index would return, for a few more exact dot products).
+        // Every shard's best kc, in parallel; all of them are re-ranked exactly. For flat PQ / SQ and
+        // IVF (one trained quantiser shared by the shards) that is a superset of what one unsharded
+        // index would return; HNSW shards build their own graphs.
         let results = self
             .shards
             .par_iter()

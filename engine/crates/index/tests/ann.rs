@@ -209,9 +209,17 @@ fn sharded_index_finds_what_one_index_finds_and_persists_its_shards() {
         loaded.search_batch(&flat, &q, 10, &p).unwrap(),
         built.search_batch(&flat, &q, 10, &p).unwrap()
     );
+    // Another configured shard count is a rebuild, whose save leaves no stale shard file behind.
+    let two = AnnConfig {
+        shards: 2,
+        ..one.clone()
+    };
+    let (rebuilt_two, rebuilt) = AnnIndex::load_or_build(&flat, &two, &path).unwrap();
+    assert!(rebuilt && rebuilt_two.shards() == 2);
+    assert!(!dir.join("g.faiss.2").exists());
     // A missing shard file is a stale index: rebuilt, not half-loaded.
-    std::fs::remove_file(dir.join("g.faiss.2")).unwrap();
-    let (_, rebuilt) = AnnIndex::load_or_build(&flat, &three, &path).unwrap();
+    std::fs::remove_file(dir.join("g.faiss.1")).unwrap();
+    let (_, rebuilt) = AnnIndex::load_or_build(&flat, &two, &path).unwrap();
     assert!(rebuilt);
     std::fs::remove_dir_all(&dir).ok();
 }
