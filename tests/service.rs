@@ -1610,7 +1610,9 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     );
     assert_eq!(audited["candidates"][0][0], "CLAIM-1", "{audited}");
     assert_eq!(
-        audited["candidate_thresholds"][0].as_f64().map(|t| t as f32),
+        audited["candidate_thresholds"][0]
+            .as_f64()
+            .map(|t| t as f32),
         Some(found.candidates[0].threshold),
         "{audited}"
     );
