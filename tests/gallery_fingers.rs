@@ -63,14 +63,14 @@ fn deleted_fingers_are_reclaimed_and_searches_do_not_change() {
     };
     let gallery = Gallery::open(&file.0, space.clone(), options.clone()).unwrap();
     let model_id = fingers.space().model_id.clone();
-    for k in 0..30 {
+    for (k, template) in enrolled.iter().enumerate() {
         let subject = NewSubject {
             subject_id: subject_id(k),
             metadata: Default::default(),
             templates: vec![NewTemplate::finger(
                 RIGHT_INDEX,
                 model_id.clone(),
-                enrolled[k].clone(),
+                template.clone(),
                 0.5,
             )],
         };
