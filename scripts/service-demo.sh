@@ -65,6 +65,8 @@ client "$ins_key" enroll PENSION-101 "$lfw/Tony_Blair/Tony_Blair_0018.jpg" "fing
 echo "-- fingerprint claim, same finger:     $(client "$ins_key" verify PENSION-101 "finger:2:$fvc/101_3.tif" | decision)"
 echo "-- fingerprint claim, another finger:  $(client "$ins_key" verify PENSION-101 "finger:2:$fvc/105_2.tif" | decision)"
 echo "-- face + fingerprint, fused:          $(client "$ins_key" verify PENSION-101 "$lfw/Tony_Blair/Tony_Blair_0032.jpg" --also "finger:2:$fvc/101_3.tif" | decision)"
+candidates() { grep -E '^ {12}(subject_id|score):' | tr -s ' ' | tr '\n' ' '; echo; }
+echo "-- who is this? face + fingerprint, fused 1:N: $(client "$ins_key" identify "$lfw/Tony_Blair/Tony_Blair_0032.jpg" --also "finger:2:$fvc/101_3.tif" --top-k 3 | candidates)"
 
 kill -TERM "$pid"
 wait "$pid"
