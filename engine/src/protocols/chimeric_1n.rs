@@ -218,33 +218,35 @@ fn search(
     s: &Search<'_>,
     shortlist: usize,
 ) -> Result<[Answer; 4], RunError> {
-    let face_of = |e: &Enrolled<'_>| match (s.face, e.face) {
-        (Some(p), Some(g)) => crate::template::cosine(p, g).ok(),
-        _ => None,
-    };
-    let finger_of = |e: &Enrolled<'_>| {
-        e.finger
-            .and_then(|g| scores.finger_score(g, s.finger))
-            .map(|v| v as f32)
-    };
-    let faces: Vec<(usize, f32)> = gallery
+    // Each gallery subject's face and finger score, computed once for all four rules.
+    let face_score: Vec<Option<f32>> = gallery
         .iter()
-        .enumerate()
-        .filter_map(|(g, e)| face_of(e).map(|v| (g, v)))
+        .map(|e| match (s.face, e.face) {
+            (Some(p), Some(g)) => crate::template::cosine(p, g).ok(),
+            _ => None,
+        })
         .collect();
-    let fingers: Vec<(usize, f32)> = gallery
+    let finger_score: Vec<Option<f32>> = gallery
         .iter()
-        .enumerate()
-        .filter_map(|(g, e)| finger_of(e).map(|v| (g, v)))
+        .map(|e| {
+            e.finger
+                .and_then(|g| scores.finger_score(g, s.finger))
+                .map(|v| v as f32)
+        })
         .collect();
+    let present = |v: &[Option<f32>]| -> Vec<(usize, f32)> {
+        v.iter()
+            .enumerate()
+            .filter_map(|(g, x)| x.map(|x| (g, x)))
+            .collect()
+    };
+    let (faces, fingers) = (present(&face_score), present(&finger_score));
     // A single modality: its best candidate, decided on that score alone.
-    let best_face = top(&faces, 1)
-        .into_iter()
-        .map(|g| (g, face_of(&gallery[g]), None));
+    let best_face = top(&faces, 1).into_iter().map(|g| (g, face_score[g], None));
     let best_finger = top(&fingers, 1)
         .into_iter()
-        .map(|g| (g, None, finger_of(&gallery[g])));
-    let both = |g: usize| (g, face_of(&gallery[g]), finger_of(&gallery[g]));
+        .map(|g| (g, None, finger_score[g]));
+    let both = |g: usize| (g, face_score[g], finger_score[g]);
     let mut pooled = top(&faces, shortlist);
     pooled.extend(top(&fingers, shortlist));
     pooled.sort_unstable();

@@ -22,25 +22,33 @@ pub const SHORTLIST: usize = 50;
 /// One probe's score against a subject: the probe's index in the request, its modality, the score.
 pub type Scored = (usize, Scorer, f32);
 
-/// A probe ready to score against many subjects: a finger's cylinders are built once, not once per
-/// subject.
-pub enum Prepared<'a> {
+/// A probe ready to search with and to score against many subjects: a finger's cylinders are built
+/// once, not once per search or subject.
+pub enum Prepared {
     /// A face embedding.
-    Face(&'a [f32]),
+    Face(Vec<f32>),
     /// A finger's matcher and its (known) position.
     Finger(Matcher, FingerPosition),
 }
 
-impl<'a> Prepared<'a> {
+impl Prepared {
     /// Prepare `p`; a finger needs its position (`what` names the operation in the error).
-    pub fn new(p: &'a Probe, what: &str) -> Result<Self, Status> {
+    pub fn new(p: &Probe, what: &str) -> Result<Self, Status> {
         Ok(match &p.captured {
-            Captured::Face(v) => Prepared::Face(v),
+            Captured::Face(v) => Prepared::Face(v.clone()),
             Captured::Finger { minutiae, position } => {
                 require_position(*position, what)?;
                 Prepared::Finger(Matcher::new(minutiae), *position)
             }
         })
+    }
+
+    /// The pipeline whose scores this probe gives.
+    pub fn scorer(&self) -> Scorer {
+        match self {
+            Prepared::Face(_) => Scorer::Face,
+            Prepared::Finger(..) => Scorer::Finger,
+        }
     }
 
     /// The score against the subject's templates of this modality (best face; the finger at the
@@ -171,36 +179,40 @@ pub fn fused_decision(
 }
 
 /// The fused threshold and FMR for a subject compared with every probe; fails before any search when
-/// the fusion model has no threshold for this set of probes at the FMR.
+/// the fusion model has no threshold at the FMR for this set of probes or any part of it (a
+/// shortlisted subject without a template for some probe is decided on the others).
 pub fn fused_threshold(
     s: &Shared,
-    probes: &[Probe],
+    probes: &[Prepared],
     requested: f64,
 ) -> Result<(f32, f64, String), Status> {
     let fmr = target_fmr(requested, s.config.target_fmr)?;
     let fingers = probes
         .iter()
-        .filter(|p| matches!(p.captured, Captured::Finger { .. }))
+        .filter(|p| p.scorer() == Scorer::Finger)
         .count();
-    let inputs = Inputs {
+    let all = Inputs {
         face: probes.len() > fingers,
         fingers: u32::try_from(fingers).unwrap_or(u32::MAX),
     };
     let model = model(s)?;
-    let t = model
-        .threshold_for_fmr(inputs, fmr)
-        .map_err(|e| fusion_status(e, requested))?;
-    // A shortlisted subject without a template for some probe is decided on the others: every such
-    // configuration must have a threshold too, checked now rather than when some subject needs it.
-    for face in [false, inputs.face] {
-        for fingers in 0..=inputs.fingers {
-            if face || fingers > 0 {
-                model
-                    .threshold_for_fmr(Inputs { face, fingers }, fmr)
-                    .map_err(|e| fusion_status(e, requested))?;
+    let mut full = None;
+    let faces: &[bool] = if all.face { &[false, true] } else { &[false] };
+    for &face in faces {
+        for fingers in 0..=all.fingers {
+            let inputs = Inputs { face, fingers };
+            if !face && fingers == 0 {
+                continue;
+            }
+            let t = model
+                .threshold_for_fmr(inputs, fmr)
+                .map_err(|e| fusion_status(e, requested))?;
+            if inputs == all {
+                full = Some(t);
             }
         }
     }
+    let t = full.ok_or_else(|| errors::invalid("a fused decision needs at least one probe"))?;
     Ok((t as f32, fmr, model.model_id.clone()))
 }
 
@@ -223,16 +235,12 @@ pub fn rank_shortlist(
     s: &Shared,
     tenant: &str,
     shortlist: &[String],
-    probes: &[Probe],
+    probes: &[Prepared],
     requested: f64,
     k: usize,
     cancel: &Cancel,
 ) -> Result<Vec<proto::Candidate>, Status> {
     let t0 = std::time::Instant::now();
-    let prepared = probes
-        .iter()
-        .map(|p| Ok((Scorer::of(p), Prepared::new(p, "a fused identification")?)))
-        .collect::<Result<Vec<_>, Status>>()?;
     let mut accepted = Vec::new();
     for subject_id in shortlist {
         cancel.check()?;
@@ -242,10 +250,10 @@ pub fn rank_shortlist(
             Err(e) if e.reason() == "SUBJECT_NOT_FOUND" => continue,
             Err(e) => return Err(errors::gallery(e)),
         };
-        let scored: Vec<Scored> = prepared
+        let scored: Vec<Scored> = probes
             .iter()
             .enumerate()
-            .filter_map(|(i, (kind, p))| p.score(&enrolled).map(|v| (i, *kind, v)))
+            .filter_map(|(i, p)| p.score(&enrolled).map(|v| (i, p.scorer(), v)))
             .collect();
         if scored.is_empty() {
             continue;

@@ -236,7 +236,7 @@ pub(super) fn finger_score_at(
 fn search_finger(
     s: &Shared,
     tenant: &str,
-    minutiae: &sinhtrac_finger::FingerTemplate,
+    probe: &Matcher,
     position: FingerPosition,
     k: usize,
     threshold: f32,
@@ -244,7 +244,7 @@ fn search_finger(
     let t0 = Instant::now();
     let found = s
         .gallery
-        .identify_finger(tenant, &Matcher::new(minutiae), position, k, threshold)
+        .identify_finger(tenant, probe, position, k, threshold)
         .map_err(errors::gallery)?;
     s.metrics.stage("finger_search", t0.elapsed().as_secs_f64());
     Ok(found)
@@ -427,7 +427,7 @@ impl BiometricsService {
         let shortlist_len = k.max(fusion::SHORTLIST);
         let tenant = call.principal.tenant.clone();
         let requested = r.target_fmr;
-        let (probes, mut shortlist, (threshold, fmr, model_id)) = self
+        let (quality, probes, mut shortlist, (threshold, fmr, model_id)) = self
             .work(call, move |s, c| {
                 fusion::check_probe_count(r.additional_probes.len(), "identification")?;
                 let mut probes = Vec::with_capacity(1 + r.additional_probes.len());
@@ -438,16 +438,20 @@ impl BiometricsService {
                     probes.push(probe::extract(s, b, ProbeOptions::default(), c)?);
                 }
                 fusion::one_capture_per_face_and_finger(&probes, "identification")?;
-                let threshold = fusion::fused_threshold(s, &probes, requested)?;
+                // Cylinders built and positions checked once, for the searches and the rescoring.
+                let prepared = probes
+                    .iter()
+                    .map(|p| fusion::Prepared::new(p, "a fused identification"))
+                    .collect::<Result<Vec<_>, Status>>()?;
+                let threshold = fusion::fused_threshold(s, &prepared, requested)?;
                 let mut shortlist = Vec::new();
-                for p in &probes {
-                    if let Captured::Finger { minutiae, position } = &p.captured {
-                        require_position(*position, "a fused identification")?;
+                for p in &prepared {
+                    if let fusion::Prepared::Finger(matcher, position) = p {
                         c.check()?;
                         let found = search_finger(
                             s,
                             &tenant,
-                            minutiae,
+                            matcher,
                             *position,
                             shortlist_len,
                             f32::NEG_INFINITY,
@@ -455,12 +459,13 @@ impl BiometricsService {
                         shortlist.extend(found.into_iter().map(|c| c.subject_id));
                     }
                 }
-                Ok((probes, shortlist, threshold))
+                let quality = probes.swap_remove(0).quality;
+                Ok((quality, prepared, shortlist, threshold))
             })
             .await?;
-        let face = probes.iter().find_map(|p| match &p.captured {
-            Captured::Face(v) => Some(v.clone()),
-            Captured::Finger { .. } => None,
+        let face = probes.iter().find_map(|p| match p {
+            fusion::Prepared::Face(v) => Some(v.clone()),
+            fusion::Prepared::Finger(..) => None,
         });
         if let Some(vector) = face {
             let found = self
@@ -478,9 +483,7 @@ impl BiometricsService {
                 Ok((probes, found))
             })
             .await?;
-        let has_face = probes
-            .iter()
-            .any(|p| matches!(p.captured, Captured::Face(_)));
+        let has_face = probes.iter().any(|p| p.scorer() == Scorer::Face);
         let has_finger = probes.len() > usize::from(has_face);
         let tenant = &call.principal.tenant;
         let gallery_size = if has_face {
@@ -496,14 +499,13 @@ impl BiometricsService {
             .chain(has_face.then(|| Scorer::Face.model_id(&self.s)))
             .chain(has_finger.then(|| Scorer::Finger.model_id(&self.s)))
             .collect();
-        let primary = probes.into_iter().next().map(|p| p.quality);
         Ok(proto::IdentifyResponse {
             candidates,
             threshold,
             target_fmr: fmr,
             model_id,
             gallery_size: gallery_size as u64,
-            probe_quality: primary,
+            probe_quality: Some(quality),
             request_id: String::new(),
         })
     }
@@ -966,7 +968,7 @@ impl Biometrics for BiometricsService {
                             Some(search_finger(
                                 s,
                                 &finger_tenant,
-                                minutiae,
+                                &Matcher::new(minutiae),
                                 *position,
                                 k as usize,
                                 threshold,

@@ -443,19 +443,21 @@ impl AnnIndex {
 
     /// Size of the serialised index, bytes (FAISS has no memory accounting API).
     pub fn serialized_bytes(&self) -> Result<usize> {
-        let path = std::env::temp_dir().join(format!(
-            "sinhtrac-ann-size-{}-{:p}",
-            std::process::id(),
-            self
-        ));
-        let mut n = 0;
-        for shard in &self.shards {
-            faiss::write_index(&*shard.lock()?, path.to_string_lossy().as_ref()).map_err(fe)?;
-            n += std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
-        }
-        std::fs::remove_file(&path).ok();
-        Ok(n)
+        self.shards
+            .iter()
+            .map(|shard| serialized_len(&*shard.lock()?))
+            .sum()
     }
+}
+
+/// Size of one FAISS index serialised (written to a temporary file and measured).
+fn serialized_len(ix: &IndexImpl) -> Result<usize> {
+    let path =
+        std::env::temp_dir().join(format!("sinhtrac-ann-size-{}-{:p}", std::process::id(), ix));
+    faiss::write_index(ix, path.to_string_lossy().as_ref()).map_err(fe)?;
+    let n = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+    std::fs::remove_file(&path).ok();
+    Ok(n)
 }
 
 /// A FAISS index used directly as a bench peer (labels = ids = rows).
@@ -550,21 +552,8 @@ fn faiss_build(
     }
     index.add(ctx.vectors).map_err(fe)?;
     let build = t.elapsed().as_secs_f64();
-    let mut a = AnnIndex {
-        cfg: AnnConfig::new(factory),
-        shards: vec![Shard {
-            index: Mutex::new(index),
-            start: 0,
-        }],
-        fingerprint: 0,
-        rows: n,
-    };
-    let memory = a.serialized_bytes()?;
-    let shard = a
-        .shards
-        .pop()
-        .ok_or_else(|| IndexError::Faiss("no shard".into()))?;
-    Ok((build, Arc::new(shard.index), memory))
+    let memory = serialized_len(&index)?;
+    Ok((build, Arc::new(Mutex::new(index)), memory))
 }
 
 /// The FAISS peers and our ANN tier for [`crate::bench::run`]: IndexFlatIP,
