@@ -159,9 +159,9 @@ fn ann_self_join_finds_same_pairs_as_exact() {
 
 #[test]
 fn sharded_index_finds_what_one_index_finds_and_persists_its_shards() {
-    // The same PQ fast-scan tier over 3 shards (one query searched on several cores): every hit of
-    // the unsharded index is found with the same exact score (the shards' candidates are a superset),
-    // tombstones are honoured, and the shards round-trip through save / load.
+    // The same PQ fast-scan tier over 3 shards (one query searched on several cores), with the same
+    // re-rank budget split over them: recall stays that of one index (within 1%) and every exact
+    // top-1 it finds is found, tombstones are honoured, and the shards round-trip through save / load.
     let (mut flat, q) = clustered_gallery(2000, 60, 5);
     let one = AnnConfig {
         shards: 1,
@@ -185,7 +185,11 @@ fn sharded_index_finds_what_one_index_finds_and_persists_its_shards() {
             .map(|(g, w)| g.iter().filter(|h| w.iter().any(|x| x.id == h.id)).count())
             .sum::<usize>()
     };
-    assert!(recall(&b) >= recall(&a), "sharding loses no recall");
+    let (one_recall, sharded_recall) = (recall(&a), recall(&b));
+    assert!(
+        sharded_recall * 100 >= one_recall * 99,
+        "sharding keeps recall: {sharded_recall} hits against {one_recall}"
+    );
     for (x, y) in a.iter().zip(&b) {
         // Every exact top-1 the single index found, the sharded one finds too.
         assert!(y[0].score >= x[0].score - 1e-6);
