@@ -1,4 +1,4 @@
-//! Kernel throughput per SIMD level: pair dots and register-blocked tiles.
+//! Kernel throughput per SIMD level: pair dots, register-blocked tiles and the 4-bit PQ fast-scan.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -58,6 +58,18 @@ fn kernels(c: &mut Criterion) {
         });
         g.bench_function("i8", |bch| {
             bch.iter(|| (k.tile_i8)(black_box(&q8), black_box(&r8), dim, &mut outi))
+        });
+        g.finish();
+        // 4-bit PQ fast-scan, 64 sub-quantisers (128-d): 64 blocks of 32 rows, in cache, so this is
+        // the kernel's compute rate (a 1M-row scan is bound by memory at 32 bytes per row).
+        let m = 64;
+        let codes: Vec<u8> = (0..64 * m * 16).map(|i| (i * 131 % 251) as u8).collect();
+        let lut: Vec<u8> = (0..m * 16).map(|i| (i * 37 % 251) as u8).collect();
+        let mut sums = vec![0u16; 64 * 32];
+        let mut g = c.benchmark_group(format!("pq4_scan/{level:?}"));
+        g.throughput(Throughput::Elements(64 * 32));
+        g.bench_function("m64_2048rows", |bch| {
+            bch.iter(|| (k.pq4_scan)(black_box(&codes), black_box(&lut), &mut sums))
         });
         g.finish();
     }

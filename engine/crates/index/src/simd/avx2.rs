@@ -524,3 +524,54 @@ unsafe fn micro_i8<const NQ: usize>(
         }
     }
 }
+
+/// 4-bit PQ fast-scan ([`super::Pq4ScanFn`]).
+pub fn pq4_scan(codes: &[u8], lut: &[u8], out: &mut [u16]) {
+    let (m, nb) = super::pq4_shape(codes.len(), lut.len(), out.len());
+    check();
+    // SAFETY: features checked; pq4_shape asserted `codes` = nb blocks of m × 16 bytes, `lut` =
+    // m × 16 bytes (m even) and `out` ≥ nb × 32 values, which is all the body touches.
+    unsafe { pq4_scan_impl(codes.as_ptr(), lut.as_ptr(), m, nb, out.as_mut_ptr()) }
+}
+
+/// The two 128-bit lanes of `v` added (u16, wrapping).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fold(v: __m256i) -> __m128i {
+    _mm_add_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn pq4_scan_impl(codes: *const u8, lut: *const u8, m: usize, nb: usize, out: *mut u16) {
+    let nibble = _mm256_set1_epi8(0x0f);
+    let block = m * 16;
+    for b in 0..nb {
+        let c0 = codes.add(b * block);
+        // u16 sums of rows 0..16 (lo) and 16..32 (hi); lane 0 sums the even sub-quantisers, lane 1
+        // the odd ones. As in FAISS's `kernel_accumulate_block`, each 16-bit word of a lookup
+        // (even row + 256 × odd row) is added whole, the odd rows are added apart, and the even
+        // sums are recovered at the end as whole − 256 × odd (exact in wrapping u16).
+        let (mut lo_w, mut lo_o) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (mut hi_w, mut hi_o) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let mut s = 0;
+        while s < m {
+            let c = _mm256_loadu_si256(c0.add(s * 16) as *const __m256i);
+            let l = _mm256_loadu_si256(lut.add(s * 16) as *const __m256i);
+            let lo = _mm256_shuffle_epi8(l, _mm256_and_si256(c, nibble));
+            let hi = _mm256_shuffle_epi8(l, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble));
+            lo_w = _mm256_add_epi16(lo_w, lo);
+            lo_o = _mm256_add_epi16(lo_o, _mm256_srli_epi16(lo, 8));
+            hi_w = _mm256_add_epi16(hi_w, hi);
+            hi_o = _mm256_add_epi16(hi_o, _mm256_srli_epi16(hi, 8));
+            s += 2;
+        }
+        let lo_e = _mm256_sub_epi16(lo_w, _mm256_slli_epi16(lo_o, 8));
+        let hi_e = _mm256_sub_epi16(hi_w, _mm256_slli_epi16(hi_o, 8));
+        let (lo_e, lo_o, hi_e, hi_o) = (fold(lo_e), fold(lo_o), fold(hi_e), fold(hi_o));
+        let o = out.add(b * 32) as *mut __m128i;
+        _mm_storeu_si128(o, _mm_unpacklo_epi16(lo_e, lo_o));
+        _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(lo_e, lo_o));
+        _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(hi_e, hi_o));
+        _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(hi_e, hi_o));
+    }
+}

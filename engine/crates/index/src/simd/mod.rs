@@ -92,6 +92,20 @@ impl SimdLevel {
 /// the score of query `q` against row `r`. Panics if the lengths disagree.
 pub type TileFn<Q, R, O> = fn(&[Q], &[R], usize, &mut [O]);
 
+/// Rows per block of 4-bit PQ codes (FAISS's `bbs = 32`).
+pub const PQ4_BLOCK: usize = 32;
+
+/// Signature of a 4-bit PQ fast-scan kernel: `(codes, lut, out)`.
+///
+/// With `m` sub-quantisers (`m` even), `lut` holds `m × 16` bytes: `lut[s * 16 + c]` is the
+/// quantised score of code `c` of sub-quantiser `s` for one query. `codes` holds blocks of
+/// [`PQ4_BLOCK`] rows, `m × 16` bytes each: byte `s * 16 + j` of a block carries row `j`'s code of
+/// sub-quantiser `s` in its low nibble and row `j + 16`'s in its high nibble, so one 32-byte load
+/// covers two sub-quantisers of 32 rows and `pshufb` looks all of them up in two instructions.
+/// `out[b * 32 + j]` receives row `j` of block `b`'s sum (wrapping u16; the caller scales the
+/// table so that no sum exceeds `u16::MAX`).
+pub type Pq4ScanFn = fn(&[u8], &[u8], &mut [u16]);
+
 /// One level's kernels, as plain function pointers (cheap to copy into hot loops).
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
@@ -109,6 +123,8 @@ pub struct Kernels {
     pub tile_f16: TileFn<f32, u16, f32>,
     /// Score tile: int8 queries (values in −127..=127) × int8 rows, integer dot products.
     pub tile_i8: TileFn<i8, i8, i32>,
+    /// 4-bit PQ fast-scan over blocks of codes ([`Pq4ScanFn`]).
+    pub pq4_scan: Pq4ScanFn,
 }
 
 static SCALAR: Kernels = Kernels {
@@ -119,6 +135,7 @@ static SCALAR: Kernels = Kernels {
     tile_f32: scalar::tile_f32,
     tile_f16: scalar::tile_f16,
     tile_i8: scalar::tile_i8,
+    pq4_scan: scalar::pq4_scan,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -130,6 +147,7 @@ static AVX2: Kernels = Kernels {
     tile_f32: avx2::tile_f32,
     tile_f16: avx2::tile_f16,
     tile_i8: avx2::tile_i8,
+    pq4_scan: avx2::pq4_scan,
 };
 
 /// The kernels of the detected level ([`SimdLevel::detect`]).
@@ -162,4 +180,19 @@ pub(crate) fn tile_shape(q_len: usize, r_len: usize, dim: usize, out_len: usize)
     let (nq, nr) = (q_len / dim, r_len / dim);
     assert!(out_len >= nq * nr, "tile kernel: output too short");
     (nq, nr)
+}
+
+/// Checks the 4-bit PQ scan arguments shared by every level; returns `(m, blocks)`.
+pub(crate) fn pq4_shape(codes_len: usize, lut_len: usize, out_len: usize) -> (usize, usize) {
+    assert!(
+        lut_len > 0 && lut_len.is_multiple_of(32),
+        "pq4 scan: the table must hold 16 bytes for each of an even number of sub-quantisers"
+    );
+    assert!(
+        codes_len.is_multiple_of(lut_len),
+        "pq4 scan: codes are not whole blocks"
+    );
+    let blocks = codes_len / lut_len;
+    assert!(out_len >= blocks * PQ4_BLOCK, "pq4 scan: output too short");
+    (lut_len / 16, blocks)
 }

@@ -79,3 +79,22 @@ pub fn tile_i8(queries: &[i8], rows: &[i8], dim: usize, out: &mut [i32]) {
         }
     }
 }
+
+/// 4-bit PQ fast-scan: for each block of [`super::PQ4_BLOCK`] rows, the sum over sub-quantisers
+/// of `lut[m * 16 + code]` (wrapping u16). See [`super::Pq4ScanFn`] for the layout.
+pub fn pq4_scan(codes: &[u8], lut: &[u8], out: &mut [u16]) {
+    let (m, nb) = super::pq4_shape(codes.len(), lut.len(), out.len());
+    let block = m * 16;
+    for b in 0..nb {
+        let c = &codes[b * block..(b + 1) * block];
+        for (j, o) in out[b * 32..(b + 1) * 32].iter_mut().enumerate() {
+            let mut s = 0u16;
+            for q in 0..m {
+                let byte = c[q * 16 + j % 16];
+                let code = if j < 16 { byte & 15 } else { byte >> 4 };
+                s = s.wrapping_add(lut[q * 16 + code as usize] as u16);
+            }
+            *o = s;
+        }
+    }
+}
