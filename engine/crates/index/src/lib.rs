@@ -37,6 +37,7 @@
 
 pub mod bench;
 mod error;
+pub mod fast_scan;
 pub mod flat;
 pub mod quant;
 pub mod simd;

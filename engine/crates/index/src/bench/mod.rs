@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{IndexError, Result};
+use crate::fast_scan::{FastScanConfig, FastScanIndex, DEFAULT_RERANK};
 use crate::flat::{FlatConfig, FlatIndex, Hit, SearchParams};
 use crate::quant::Codec;
 use crate::simd::SimdLevel;
@@ -197,6 +198,27 @@ impl Searcher for FlatSearcher<'_> {
     }
 }
 
+/// The 4-bit PQ fast-scan tier over a flat index, as a [`Searcher`].
+pub struct FastScanSearcher<'a> {
+    /// The tier.
+    pub tier: FastScanIndex,
+    /// The flat index it re-ranks from.
+    pub flat: &'a FlatIndex,
+}
+
+impl Searcher for FastScanSearcher<'_> {
+    fn search(&self, q: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.tier
+            .search_batch(self.flat, q, k, &SearchParams::default())
+    }
+    fn memory_bytes(&self) -> usize {
+        self.tier.memory_bytes()
+    }
+    fn bytes_scanned(&self) -> Option<usize> {
+        Some(self.tier.bytes_scanned())
+    }
+}
+
 /// Context handed to extra (FAISS) methods.
 pub struct BenchContext<'a> {
     /// Gallery, normalised, row-major; row i has id i.
@@ -335,6 +357,27 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
         ("flat-sq8-dim".into(), sq8d_b, flat(&sq8d, plain)),
     ];
     let mut notes = Vec::new();
+    // The high-recall approximate tier (4-bit PQ fast-scan of every row + exact re-rank), at the
+    // default re-rank budget and half of it.
+    let fast_scan_factors = if dim.is_multiple_of(4) {
+        vec![DEFAULT_RERANK / 2, DEFAULT_RERANK]
+    } else {
+        notes.push(format!("4-bit PQ fast-scan not run: dim {dim} is not a multiple of 4"));
+        Vec::new()
+    };
+    for factor in fast_scan_factors {
+        let t = Instant::now();
+        let cfg = FastScanConfig {
+            rerank_factor: factor,
+            ..FastScanConfig::default()
+        };
+        let tier = pool.install(|| FastScanIndex::build(&exact, &cfg))?;
+        methods.push((
+            format!("ours-pq{}x4fs,rerank{factor}", dim / 2),
+            t.elapsed().as_secs_f64(),
+            Box::new(FastScanSearcher { tier, flat: &exact }),
+        ));
+    }
     let ctx = BenchContext {
         vectors: &normalized,
         dim,

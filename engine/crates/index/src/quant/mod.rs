@@ -13,6 +13,7 @@
 //! ```
 
 pub mod f16;
+pub mod pq4;
 pub mod sq8;
 
 /// How a [`crate::FlatIndex`] stores its vectors.
