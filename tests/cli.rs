@@ -204,3 +204,56 @@ fn bench_finger_reports_speed_and_the_cost_of_pre_selection() {
         .unwrap();
     assert!(ten > exhaustive - 0.03, "10% shortlist rank-1 {ten}");
 }
+
+#[test]
+fn bench_index_measures_every_scan_and_the_fast_scan_tier_against_exact_truth() {
+    // `sinhtrac bench index` as a user runs it (this build has no FAISS peers): every method is
+    // measured on the same face-like vectors, exact scans find the exact top 10, int8 with re-rank and
+    // the 4-bit PQ fast-scan tier keep recall@10 ≥ 0.99, and the bandwidth bound is reported.
+    let json =
+        std::env::temp_dir().join(format!("sinhtrac-bench-index-{}.json", std::process::id()));
+    sinhtrac()
+        .args([
+            "bench",
+            "index",
+            "--n",
+            "20000",
+            "--queries",
+            "32",
+            "--batch1-queries",
+            "4",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .arg(&json)
+        .succeeds();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let rows = r["rows"].as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|x| x["method"] == name)
+            .unwrap_or_else(|| panic!("no {name} row in {rows:?}"))
+    };
+    for (name, floor) in [
+        ("flat-f32", 1.0),
+        ("flat-f16", 0.99),
+        ("flat-sq8+rerank4", 0.99),
+        ("ours-pq64x4fs,rerank50", 0.99),
+        ("ours-pq64x4fs,rerank100", 0.99),
+    ] {
+        let x = row(name);
+        let recall = x["recall_at_10"].as_f64().unwrap();
+        assert!(recall >= floor, "{name}: recall@10 {recall}");
+        assert!(x["batch1_min_ms"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(x["batch_qps"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    assert!(row("flat-f32")["bandwidth_bound_ms"].as_f64().unwrap() > 0.0);
+    assert!(r["bandwidth_threads"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["notes"].to_string().contains("FAISS peers not run"),
+        "{}",
+        r["notes"]
+    );
+}
