@@ -185,13 +185,15 @@ impl FastScanIndex {
                     .collect();
                 flat.rerank(&p, q, &mut cands);
                 cands.truncate(k);
-                Ok::<_, IndexError>(cands
-                    .into_iter()
-                    .filter_map(|s| {
-                        flat.id_of_row(s.row as usize)
-                            .map(|id| Hit { id, score: s.score })
-                    })
-                    .collect())
+                Ok::<_, IndexError>(
+                    cands
+                        .into_iter()
+                        .filter_map(|s| {
+                            flat.id_of_row(s.row as usize)
+                                .map(|id| Hit { id, score: s.score })
+                        })
+                        .collect(),
+                )
             })
             .collect()
     }

@@ -362,7 +362,9 @@ pub fn run(spec: &BenchSpec, extra: Option<ExtraMethods<'_>>) -> Result<BenchTab
     let fast_scan_factors = if dim.is_multiple_of(4) {
         vec![DEFAULT_RERANK / 2, DEFAULT_RERANK]
     } else {
-        notes.push(format!("4-bit PQ fast-scan not run: dim {dim} is not a multiple of 4"));
+        notes.push(format!(
+            "4-bit PQ fast-scan not run: dim {dim} is not a multiple of 4"
+        ));
         Vec::new()
     };
     for factor in fast_scan_factors {

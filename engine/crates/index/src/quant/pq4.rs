@@ -84,9 +84,13 @@ impl Pq4Codebook {
                     .chunks_exact(dim)
                     .map(|v| [v[s * 2], v[s * 2 + 1]])
                     .collect();
-                kmeans_2d(&points, iterations, seed ^ (s as u64).wrapping_mul(0x9e37_79b9))
-                    .into_iter()
-                    .flatten()
+                kmeans_2d(
+                    &points,
+                    iterations,
+                    seed ^ (s as u64).wrapping_mul(0x9e37_79b9),
+                )
+                .into_iter()
+                .flatten()
             })
             .collect();
         Ok(Pq4Codebook { dim, centroids })
