@@ -211,8 +211,7 @@ impl AnnIndex {
         let mut index =
             index_factory(dim as u32, &cfg.factory, MetricType::InnerProduct).map_err(fe)?;
         if !index.is_trained() {
-            let stride = n.div_ceil(cfg.train_rows.max(1)).max(1);
-            let sample: Vec<f32> = all.chunks(dim).step_by(stride).flatten().copied().collect();
+            let sample = flat.strided_sample(cfg.train_rows);
             let t = Instant::now();
             index.train(&sample).map_err(fe)?;
             tracing::info!(factory = %cfg.factory, rows = sample.len() / dim, secs = t.elapsed().as_secs_f64(), "ANN trained");

@@ -79,13 +79,7 @@ impl FastScanIndex {
                 "cannot build a fast-scan index over 0 rows".into(),
             ));
         }
-        let stride = n.div_ceil(cfg.train_rows.max(1)).max(1);
-        let mut sample = Vec::with_capacity(n.div_ceil(stride) * dim);
-        let mut row = vec![0.0f32; dim];
-        for r in (0..n).step_by(stride) {
-            flat.decode_rows(r..r + 1, &mut row);
-            sample.extend_from_slice(&row);
-        }
+        let sample = flat.strided_sample(cfg.train_rows);
         let book = Pq4Codebook::train(&sample, dim, cfg.iterations, cfg.seed)?;
         let m = book.subquantizers();
         let block_bytes = m * 16;

@@ -462,6 +462,19 @@ impl FlatIndex {
         Ok(out)
     }
 
+    /// At most about `max_rows` rows, every `ceil(rows / max_rows)`-th one (tombstoned rows
+    /// included), decoded: the training sample of the quantisers built over this index.
+    pub(crate) fn strided_sample(&self, max_rows: usize) -> Vec<f32> {
+        let (dim, n) = (self.cfg.dim, self.rows());
+        let stride = n.div_ceil(max_rows.max(1)).max(1);
+        let mut sample = vec![0.0f32; n.div_ceil(stride) * dim];
+        for (i, out) in sample.chunks_exact_mut(dim).enumerate() {
+            let r = i * stride;
+            self.decode_rows(r..r + 1, out);
+        }
+        sample
+    }
+
     /// Decodes rows into `out` (`rows.len() × dim`), preferring the exact copy.
     pub(crate) fn decode_rows(&self, rows: std::ops::Range<usize>, out: &mut [f32]) {
         let dim = self.cfg.dim;
