@@ -41,8 +41,9 @@ pub struct AnnConfig {
     /// HNSW search beam (HNSW only).
     pub ef_search: Option<usize>,
     /// Candidates fetched per result, re-ranked exactly: `k × rerank_factor` over the whole index,
-    /// split evenly over the shards (each gives at least `k`), so the re-rank budget and the recall
-    /// do not depend on the shard count.
+    /// split evenly over the shards (each gives at least `k`), so the re-rank budget does not grow
+    /// with the shard count; recall stays about that of one index (measured, not guaranteed: a
+    /// shard holding more than its share of one index's candidates loses the excess).
     pub rerank_factor: usize,
     /// Rows used to train (IVF/PQ/SQ); a strided sample.
     pub train_rows: usize,

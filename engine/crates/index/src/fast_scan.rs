@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use crate::flat::topk::Scored;
-use crate::quant::pq4::{pack_block, Pq4Codebook, QueryLut};
+use crate::quant::pq4::{pack_block, Pq4Codebook, QueryLut, CENTROIDS};
 use crate::simd::{kernels, PQ4_BLOCK};
 use crate::{Filter, FlatIndex, Hit, IndexError, Result, SearchParams};
 
@@ -71,7 +71,9 @@ pub struct FastScanIndex {
 
 impl FastScanIndex {
     /// Trains the codebook on a strided sample of `flat`'s rows and encodes every row (tombstoned
-    /// rows too: they are filtered at search).
+    /// rows too: they are filtered at search). `flat` must hold exact f32 rows (F32 codes or
+    /// `keep_f32`), which the re-rank scores from, at least 16 rows, and a dimension that is a
+    /// multiple of 4.
     pub fn build(flat: &FlatIndex, cfg: &FastScanConfig) -> Result<Self> {
         let (dim, n) = (flat.dim(), flat.rows());
         if n == 0 {
@@ -79,7 +81,12 @@ impl FastScanIndex {
                 "cannot build a fast-scan index over 0 rows".into(),
             ));
         }
-        let sample = flat.strided_sample(cfg.train_rows);
+        if !flat.has_exact() {
+            return Err(IndexError::InvalidArgument(
+                "the fast-scan tier re-ranks from exact f32 rows: use F32 codes or keep_f32".into(),
+            ));
+        }
+        let sample = flat.strided_sample(cfg.train_rows.max(CENTROIDS));
         let book = Pq4Codebook::train(&sample, dim, cfg.iterations, cfg.seed)?;
         let m = book.subquantizers();
         let block_bytes = m * 16;
@@ -141,13 +148,16 @@ impl FastScanIndex {
             ));
         }
         let p = flat.prepare(queries)?;
+        if k == 0 {
+            return Ok(vec![Vec::new(); p.nq]);
+        }
         let dim = flat.dim();
         let kc = k
             .saturating_mul(self.cfg.rerank_factor.max(1))
             .clamp(1, self.rows);
         let block_bytes = self.book.subquantizers() * 16;
         let nb = self.blocks.len() / block_bytes;
-        // One query's blocks in as many parts as there are threads (whole kernel calls each).
+        // One query's blocks in as many parts as there are threads.
         let parts = rayon::current_num_threads().clamp(1, nb.div_ceil(SCAN_BLOCKS));
         let per_part = nb.div_ceil(parts);
         (0..p.nq)
@@ -156,7 +166,7 @@ impl FastScanIndex {
                 let lut = self.book.lut(&p.f32[q * dim..(q + 1) * dim]);
                 // Each part keeps its best kc, so their union holds the best kc of all rows and the
                 // answer does not depend on how many threads split the scan.
-                let found = (0..parts)
+                let mut found = (0..parts)
                     .into_par_iter()
                     .map(|part| {
                         let b0 = part * per_part;
@@ -167,14 +177,17 @@ impl FastScanIndex {
                         a.extend(b);
                         a
                     });
-                let mut best = Collector::new(kc);
-                found.into_iter().for_each(|(s, r)| best.offer(s, r));
-                let mut cands: Vec<Scored> = best
-                    .finish()
+                // The best kc of the union by the whole key (sum, then lower row), with no running
+                // threshold, so equal sums are settled by row whatever the split.
+                best_first(&mut found, kc);
+                let mut cands: Vec<Scored> = found
                     .into_iter()
-                    .map(|(s, row)| Scored {
-                        score: lut.score(s),
-                        row,
+                    .map(|key| {
+                        let (sum, row) = unpack(key);
+                        Scored {
+                            score: lut.score(sum),
+                            row,
+                        }
                     })
                     .collect();
                 flat.rerank(&p, q, &mut cands);
@@ -192,7 +205,7 @@ impl FastScanIndex {
             .collect()
     }
 
-    /// The best `kc` live rows of `blocks` by approximate score, as (kernel sum, row).
+    /// The best `kc` live rows of `blocks` by approximate score, as packed (sum, row) keys.
     fn scan(
         &self,
         lut: &QueryLut,
@@ -200,7 +213,7 @@ impl FastScanIndex {
         kc: usize,
         flat: &FlatIndex,
         filter: Filter,
-    ) -> Vec<(u16, u32)> {
+    ) -> Vec<u64> {
         let scan = kernels().pq4_scan;
         let block_bytes = self.book.subquantizers() * 16;
         let mut sums = vec![0u16; SCAN_BLOCKS * PQ4_BLOCK];
@@ -239,10 +252,27 @@ impl FastScanIndex {
     }
 }
 
-/// Keeps the best `k` (sum, row) pairs: candidates above the running threshold are buffered, and
-/// when the buffer reaches 2k it is cut to the best k and the threshold rises to the k-th sum.
-/// Pairs are packed in one u64 (sum high, inverted row low) so that the cut compares integers and
-/// ties go to the lower row, whatever the scan order.
+/// A (kernel sum, row) pair as one integer: larger is better, equal sums go to the lower row.
+fn pack(sum: u16, row: u32) -> u64 {
+    ((sum as u64) << 32) | (!row) as u64
+}
+
+fn unpack(key: u64) -> (u16, u32) {
+    ((key >> 32) as u16, !(key as u32))
+}
+
+/// Keeps the `k` largest keys, in no particular order.
+fn best_first(keys: &mut Vec<u64>, k: usize) {
+    if keys.len() > k && k > 0 {
+        keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        keys.truncate(k);
+    }
+}
+
+/// Keeps the best `k` keys of rows offered in ascending row order: candidates above the running
+/// threshold are buffered, and when the buffer reaches 2k it is cut to the best k and the threshold
+/// rises to the k-th sum. A later row with a sum equal to the threshold has a higher row than every
+/// kept row of that sum, so dropping it keeps exactly the best k by key.
 struct Collector {
     k: usize,
     threshold: i32,
@@ -260,7 +290,7 @@ impl Collector {
 
     fn offer(&mut self, sum: u16, row: u32) {
         if sum as i32 > self.threshold {
-            self.buf.push(((sum as u64) << 32) | (!row) as u64);
+            self.buf.push(pack(sum, row));
             if self.buf.len() >= 2 * self.k {
                 self.cut();
             }
@@ -269,19 +299,13 @@ impl Collector {
 
     fn cut(&mut self) {
         if self.buf.len() > self.k {
-            self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
-            self.buf.truncate(self.k);
-            // Rows equal to the k-th sum may still arrive; they cannot beat what is kept by sum.
-            self.threshold = self.buf.iter().min().map_or(0, |&x| (x >> 32) as i32);
+            best_first(&mut self.buf, self.k);
+            self.threshold = self.buf.iter().min().map_or(0, |&x| unpack(x).0 as i32);
         }
     }
 
-    /// The kept pairs as (sum, row).
-    fn finish(mut self) -> Vec<(u16, u32)> {
+    fn finish(mut self) -> Vec<u64> {
         self.cut();
         self.buf
-            .into_iter()
-            .map(|x| ((x >> 32) as u16, !(x as u32)))
-            .collect()
     }
 }

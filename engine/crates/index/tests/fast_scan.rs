@@ -110,3 +110,71 @@ fn bad_dimensions_and_empty_galleries_are_refused() {
         .search_batch(&flat, &[0.1; DIM - 1], 10, &SearchParams::default())
         .is_err());
 }
+
+#[test]
+fn equal_scores_go_to_the_lowest_rows_however_the_scan_is_split() {
+    // 3,000 copies of one vector: every approximate and exact score ties, so the answer is decided
+    // by row alone and must be the lowest rows (of the tenant, when filtered) on any thread count,
+    // also when a filter leaves some parts of the scan short of candidates.
+    let dim = 16;
+    let v: Vec<f32> = (0..dim).map(|i| (i as f32 + 1.0).sqrt()).collect();
+    let n = 3000usize;
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let tags: Vec<Tag> = (0..n)
+        .map(|r| Tag::new(if r < 2000 { (r % 3) as u16 } else { 7 }, 1))
+        .collect();
+    let vectors: Vec<f32> = (0..n).flat_map(|_| v.iter().copied()).collect();
+    let mut flat = FlatIndex::new(FlatConfig::new(dim, Codec::F32)).unwrap();
+    flat.extend(&ids, &vectors, Some(&tags)).unwrap();
+    let cfg = FastScanConfig {
+        rerank_factor: 2,
+        ..FastScanConfig::default()
+    };
+    let tier = FastScanIndex::build(&flat, &cfg).unwrap();
+    for (params, want) in [
+        (SearchParams::default(), (0..10).collect::<Vec<u64>>()),
+        (
+            SearchParams::with_filter(Filter::tenant(1)),
+            (0..10).map(|i| 1 + 3 * i).collect(),
+        ),
+        (
+            SearchParams::with_filter(Filter::tenant(7)),
+            (2000..2010).collect(),
+        ),
+    ] {
+        for threads in [1, 2, 5] {
+            let got = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| tier.search_batch(&flat, &v, 10, &params))
+                .unwrap();
+            let got: Vec<u64> = got[0].iter().map(|h| h.id).collect();
+            assert_eq!(got, want, "{threads} threads, filter {:?}", params.filter);
+        }
+    }
+}
+
+#[test]
+fn a_flat_index_without_exact_rows_is_refused() {
+    // The re-rank must score from exact values; an int8-only index would return PQ estimates as
+    // if they were exact.
+    let (exact, _) = gallery(100, 1);
+    let mut sq8 = FlatIndex::new(FlatConfig::new(
+        DIM,
+        Codec::Sq8 {
+            per_dimension: false,
+        },
+    ))
+    .unwrap();
+    let mut all = vec![0.0f32; 400 * DIM];
+    for (i, row) in all.chunks_exact_mut(DIM).enumerate() {
+        row.copy_from_slice(&exact.vector(i as u64).unwrap());
+    }
+    sq8.extend(&(0..400).collect::<Vec<u64>>(), &all, None)
+        .unwrap();
+    let err = FastScanIndex::build(&sq8, &FastScanConfig::default())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("exact"), "{err}");
+}

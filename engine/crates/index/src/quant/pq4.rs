@@ -112,14 +112,16 @@ impl Pq4Codebook {
     }
 
     /// The nearest centroid of each sub-quantiser for `v` (`dim` values) into `out` (`dim / 2`).
+    /// Panics if `v` is shorter than `dim` (as slice indexing does).
     pub fn encode(&self, v: &[f32], out: &mut [u8]) {
         for (s, o) in out.iter_mut().enumerate().take(self.subquantizers()) {
             *o = nearest(&[v[s * 2], v[s * 2 + 1]], |c| self.centroid(s, c));
         }
     }
 
-    /// The query's quantised table. The scale keeps every entry ≤ 255 and every sum of one entry
-    /// per sub-quantiser ≤ `u16::MAX`, so the kernel's u16 sums never wrap.
+    /// The query's quantised table (`q`: `dim` values; panics if shorter). The scale keeps every
+    /// entry ≤ 255 and every sum of one entry per sub-quantiser ≤ `u16::MAX`, so the kernel's u16
+    /// sums never wrap.
     pub fn lut(&self, q: &[f32]) -> QueryLut {
         let m = self.subquantizers();
         let mut f = vec![0.0f32; m * CENTROIDS];

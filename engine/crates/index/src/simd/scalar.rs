@@ -81,7 +81,7 @@ pub fn tile_i8(queries: &[i8], rows: &[i8], dim: usize, out: &mut [i32]) {
 }
 
 /// 4-bit PQ fast-scan: for each block of [`super::PQ4_BLOCK`] rows, the sum over sub-quantisers
-/// of `lut[m * 16 + code]` (wrapping u16). See [`super::Pq4ScanFn`] for the layout.
+/// of `lut[s * 16 + code]` over sub-quantisers `s` (wrapping u16). See [`super::Pq4ScanFn`] for the layout.
 pub fn pq4_scan(codes: &[u8], lut: &[u8], out: &mut [u16]) {
     let (m, nb) = super::pq4_shape(codes.len(), lut.len(), out.len());
     let block = m * 16;
