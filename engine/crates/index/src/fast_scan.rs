@@ -59,6 +59,9 @@ impl Default for FastScanConfig {
 /// Blocks scanned per kernel call: 64 × 32 rows, whose 4 KiB of sums stay in L1.
 const SCAN_BLOCKS: usize = 64;
 
+/// Queries sharing one pass over the codes (larger batches are searched in groups of this many).
+const QUERY_GROUP: usize = 64;
+
 /// 4-bit PQ codes of every row of a flat index, in the fast-scan block layout.
 pub struct FastScanIndex {
     cfg: FastScanConfig,
@@ -147,36 +150,47 @@ impl FastScanIndex {
                 "fast-scan index is stale for this flat index: rebuild it".into(),
             ));
         }
+        let dim = flat.dim();
+        if queries.len() > QUERY_GROUP * dim && queries.len().is_multiple_of(dim) {
+            // Large batches in groups, so that the per-query candidate buffers stay small.
+            let mut out = Vec::with_capacity(queries.len() / dim);
+            for group in queries.chunks(QUERY_GROUP * dim) {
+                out.extend(self.search_batch(flat, group, k, params)?);
+            }
+            return Ok(out);
+        }
         let p = flat.prepare(queries)?;
         if k == 0 {
             return Ok(vec![Vec::new(); p.nq]);
         }
-        let dim = flat.dim();
         let kc = k
             .saturating_mul(self.cfg.rerank_factor.max(1))
             .clamp(1, self.rows);
         let block_bytes = self.book.subquantizers() * 16;
         let nb = self.blocks.len() / block_bytes;
-        // One query's blocks in as many parts as there are threads.
+        // The rows in as many parts as there are threads; each part passes over its codes once for
+        // the whole batch (64 blocks at a time, 64 KiB that stay in cache while every query is
+        // scored against them), so a batch costs one pass over memory, not one per query.
         let parts = rayon::current_num_threads().clamp(1, nb.div_ceil(SCAN_BLOCKS));
         let per_part = nb.div_ceil(parts);
+        let luts: Vec<QueryLut> = p.f32.chunks_exact(dim).map(|q| self.book.lut(q)).collect();
+        // Each part keeps every query's best kc, so their union holds the best kc of all rows and
+        // the answer does not depend on how many threads split the scan.
+        let per_part_found: Vec<Vec<Vec<u64>>> = (0..parts)
+            .into_par_iter()
+            .map(|part| {
+                let b0 = part * per_part;
+                let b1 = (b0 + per_part).min(nb);
+                self.scan(&luts, b0..b1, kc, flat, params.filter)
+            })
+            .collect();
         (0..p.nq)
             .into_par_iter()
             .map(|q| {
-                let lut = self.book.lut(&p.f32[q * dim..(q + 1) * dim]);
-                // Each part keeps its best kc, so their union holds the best kc of all rows and the
-                // answer does not depend on how many threads split the scan.
-                let mut found = (0..parts)
-                    .into_par_iter()
-                    .map(|part| {
-                        let b0 = part * per_part;
-                        let b1 = (b0 + per_part).min(nb);
-                        self.scan(&lut, b0..b1, kc, flat, params.filter)
-                    })
-                    .reduce(Vec::new, |mut a, b| {
-                        a.extend(b);
-                        a
-                    });
+                let mut found: Vec<u64> = per_part_found
+                    .iter()
+                    .flat_map(|part| part[q].iter().copied())
+                    .collect();
                 // The best kc of the union by the whole key (sum, then lower row), with no running
                 // threshold, so equal sums are settled by row whatever the split.
                 best_first(&mut found, kc);
@@ -185,7 +199,7 @@ impl FastScanIndex {
                     .map(|key| {
                         let (sum, row) = unpack(key);
                         Scored {
-                            score: lut.score(sum),
+                            score: luts[q].score(sum),
                             row,
                         }
                     })
@@ -205,50 +219,49 @@ impl FastScanIndex {
             .collect()
     }
 
-    /// The best `kc` live rows of `blocks` by approximate score, as packed (sum, row) keys.
+    /// Each query's best `kc` live rows of `blocks` by approximate score, as packed (sum, row) keys.
     fn scan(
         &self,
-        lut: &QueryLut,
+        luts: &[QueryLut],
         blocks: std::ops::Range<usize>,
         kc: usize,
         flat: &FlatIndex,
         filter: Filter,
-    ) -> Vec<u64> {
+    ) -> Vec<Vec<u64>> {
         let scan = kernels().pq4_scan;
         let block_bytes = self.book.subquantizers() * 16;
         let mut sums = vec![0u16; SCAN_BLOCKS * PQ4_BLOCK];
-        let mut best = Collector::new(kc);
+        let mut best: Vec<Collector> = luts.iter().map(|_| Collector::new(kc)).collect();
         let mut b = blocks.start;
         while b < blocks.end {
             let e = (b + SCAN_BLOCKS).min(blocks.end);
-            let out = &mut sums[..(e - b) * PQ4_BLOCK];
-            scan(
-                &self.blocks[b * block_bytes..e * block_bytes],
-                &lut.bytes,
-                out,
-            );
-            for (i, block) in out.chunks_exact(PQ4_BLOCK).enumerate() {
-                // Once the threshold has risen, most blocks hold no row above it and the few that
-                // do hold one or two: find them with one vectorisable pass, visit only those.
-                let t = best.threshold;
-                let above = block
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |m, (j, &s)| m | (((s as i32 > t) as u32) << j));
-                let r0 = (b + i) * PQ4_BLOCK;
-                let mut rest = above;
-                while rest != 0 {
-                    let j = rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    let row = r0 + j;
-                    if row < self.rows && flat.passes(row, filter) {
-                        best.offer(block[j], row as u32);
+            let codes = &self.blocks[b * block_bytes..e * block_bytes];
+            for (lut, best) in luts.iter().zip(best.iter_mut()) {
+                let out = &mut sums[..(e - b) * PQ4_BLOCK];
+                scan(codes, &lut.bytes, out);
+                for (i, block) in out.chunks_exact(PQ4_BLOCK).enumerate() {
+                    // Once the threshold has risen, most blocks hold no row above it and the few
+                    // that do hold one or two: find them with one vectorisable pass, visit only those.
+                    let t = best.threshold;
+                    let above = block
+                        .iter()
+                        .enumerate()
+                        .fold(0u32, |m, (j, &s)| m | (((s as i32 > t) as u32) << j));
+                    let r0 = (b + i) * PQ4_BLOCK;
+                    let mut rest = above;
+                    while rest != 0 {
+                        let j = rest.trailing_zeros() as usize;
+                        rest &= rest - 1;
+                        let row = r0 + j;
+                        if row < self.rows && flat.passes(row, filter) {
+                            best.offer(block[j], row as u32);
+                        }
                     }
                 }
             }
             b = e;
         }
-        best.finish()
+        best.into_iter().map(Collector::finish).collect()
     }
 }
 

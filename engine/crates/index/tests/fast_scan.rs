@@ -178,3 +178,20 @@ fn a_flat_index_without_exact_rows_is_refused() {
         .expect("refused");
     assert!(err.to_string().contains("exact"), "{err}");
 }
+
+#[test]
+fn a_large_batch_answers_as_its_queries_one_by_one() {
+    // Batches share each pass over the codes and are searched in groups of 64 queries: 150 queries
+    // (three groups) give what each query gives alone.
+    let (flat, q) = gallery(1_000, 150);
+    let tier = FastScanIndex::build(&flat, &FastScanConfig::default()).unwrap();
+    let p = SearchParams::default();
+    let batch = tier.search_batch(&flat, &q, 5, &p).unwrap();
+    assert_eq!(batch.len(), 150);
+    for (i, want) in batch.iter().enumerate() {
+        let alone = tier
+            .search_batch(&flat, &q[i * DIM..(i + 1) * DIM], 5, &p)
+            .unwrap();
+        assert_eq!(&alone[0], want, "query {i}");
+    }
+}
