@@ -160,7 +160,7 @@ pub fn warp_affine(
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
     let stride = sw as usize * 3;
-    let mut out = RgbImage::new(width, height);
+    let mut out = vec![0u8; width as usize * height as usize * 3];
     let sample = |x: i64, y: i64, c: usize| -> f32 {
         if x < 0 || y < 0 || x >= sw || y >= sh {
             0.0
@@ -168,22 +168,56 @@ pub fn warp_affine(
             raw[y as usize * stride + x as usize * 3 + c] as f32
         }
     };
-    for v in 0..height {
-        for u in 0..width {
+    for (v, line) in out.chunks_exact_mut(width as usize * 3).enumerate() {
+        for (u, px) in line.chunks_exact_mut(3).enumerate() {
             let [sx, sy] = inv.apply([u as f32, v as f32]);
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            let mut px = [0u8; 3];
-            for (c, o) in px.iter_mut().enumerate() {
-                let top = sample(x0, y0, c) * (1.0 - fx) + sample(x0 + 1, y0, c) * fx;
-                let bottom = sample(x0, y0 + 1, c) * (1.0 - fx) + sample(x0 + 1, y0 + 1, c) * fx;
-                *o = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+            let (x0, y0) = (floor_i64(sx), floor_i64(sy));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh {
+                // All four neighbours inside (nearly every pixel of a face crop): read them straight,
+                // with the same arithmetic as the bordered path below.
+                let i = y0 as usize * stride + x0 as usize * 3;
+                let (top, bottom) = (&raw[i..i + 6], &raw[i + stride..i + stride + 6]);
+                for (c, o) in px.iter_mut().enumerate() {
+                    let t = top[c] as f32 * (1.0 - fx) + top[c + 3] as f32 * fx;
+                    let b = bottom[c] as f32 * (1.0 - fx) + bottom[c + 3] as f32 * fx;
+                    *o = round_u8(t * (1.0 - fy) + b * fy);
+                }
+            } else {
+                for (c, o) in px.iter_mut().enumerate() {
+                    let top = sample(x0, y0, c) * (1.0 - fx) + sample(x0 + 1, y0, c) * fx;
+                    let bottom =
+                        sample(x0, y0 + 1, c) * (1.0 - fx) + sample(x0 + 1, y0 + 1, c) * fx;
+                    *o = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+                }
             }
-            out.put_pixel(u, v, image::Rgb(px));
         }
     }
-    Some(out)
+    RgbImage::from_raw(width, height, out)
+}
+
+/// `x.floor() as i64` without a libm call (baseline x86-64 has no rounding instruction), exact for
+/// |x| < 2^23, which covers any image coordinate.
+#[inline]
+fn floor_i64(x: f32) -> i64 {
+    let t = x as i64;
+    if (t as f32) > x {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// `x.round().clamp(0.0, 255.0) as u8` for a bilinear mix of bytes (0 ≤ x ≤ 255 up to rounding
+/// error), without a libm call: half away from zero, as `round`; `x - trunc(x)` is exact here.
+#[inline]
+fn round_u8(x: f32) -> u8 {
+    if x <= 0.0 {
+        return 0;
+    }
+    let t = x as u32;
+    // Branch-free: whether a fraction is ≥ 0.5 is a coin toss the predictor would lose.
+    (t + (x - t as f32 >= 0.5) as u32).min(255) as u8
 }
 
 /// Align a face given its five landmarks onto the ArcFace template at `size`×`size`.
@@ -259,6 +293,65 @@ mod tests {
         let t = estimate_similarity(&src, &ARCFACE_112).unwrap();
         assert!(close(t.scale(), 1.0, 0.03));
         assert!(close(t.rotation().to_degrees(), 0.0, 1.5));
+    }
+
+    /// The per-pixel form the warp had before its inside-the-image fast path: the oracle.
+    fn warp_reference(src: &RgbImage, t: &Similarity, w: u32, h: u32) -> RgbImage {
+        let inv = t.inverse().unwrap();
+        let sample = |x: i64, y: i64, c: usize| -> f32 {
+            if x < 0 || y < 0 || x >= src.width() as i64 || y >= src.height() as i64 {
+                0.0
+            } else {
+                src.get_pixel(x as u32, y as u32)[c] as f32
+            }
+        };
+        RgbImage::from_fn(w, h, |u, v| {
+            let [sx, sy] = inv.apply([u as f32, v as f32]);
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            image::Rgb(std::array::from_fn(|c| {
+                let top = sample(x0, y0, c) * (1.0 - fx) + sample(x0 + 1, y0, c) * fx;
+                let bottom = sample(x0, y0 + 1, c) * (1.0 - fx) + sample(x0 + 1, y0 + 1, c) * fx;
+                (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8
+            }))
+        })
+    }
+
+    #[test]
+    fn the_libm_free_floor_and_round_agree_with_std() {
+        let mut x = -300.0f32;
+        while x < 300.0 {
+            for y in [x, x + 0.5, x - 0.5, x + 0.49999997, x + 0.50000006] {
+                assert_eq!(floor_i64(y), y.floor() as i64, "floor {y}");
+                assert_eq!(round_u8(y), y.round().clamp(0.0, 255.0) as u8, "round {y}");
+            }
+            x += 0.123_456_7;
+        }
+    }
+
+    #[test]
+    fn warp_equals_the_per_pixel_form_inside_and_across_the_border() {
+        // Rotated, scaled and shifted so that the crop covers the image's edges and corners too.
+        let src = RgbImage::from_fn(61, 47, |x, y| {
+            image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (255 - x * 4) as u8])
+        });
+        for (angle, scale, tx, ty) in [
+            (0.0f32, 1.0f32, 0.0f32, 0.0f32),
+            (12.0, 1.7, -20.0, -9.0),
+            (-33.0, 0.6, 15.0, 30.0),
+            (90.0, 2.3, 40.0, -60.0),
+        ] {
+            let (sin, cos) = angle.to_radians().sin_cos();
+            let t = Similarity {
+                a: scale * cos,
+                b: scale * sin,
+                tx,
+                ty,
+            };
+            let got = warp_affine(&src, &t, 112, 112).unwrap();
+            assert_eq!(got, warp_reference(&src, &t, 112, 112), "angle {angle}");
+        }
     }
 
     #[test]
