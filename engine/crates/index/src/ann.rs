@@ -80,7 +80,8 @@ pub enum Tier {
 /// Candidates per result the high-recall tier re-ranks exactly.
 pub const HIGH_RECALL_RERANK: usize = 100;
 
-/// The high-recall tier's FAISS index: product quantisation with 2 dimensions
+/// The high-recall tier's FAISS index (a build without FAISS has the same tier in
+/// [`crate::fast_scan`]): product quantisation with 2 dimensions
 /// per 4-bit code, scanned with FAISS's in-register lookup tables ("fast-scan",
 /// 32 bytes per 128-d vector). Every row is scored, so recall does not depend
 /// on the data being clustered; partitioning (IVF) could not reach 0.99 on
