@@ -360,3 +360,61 @@ fn a_missing_or_tampered_model_is_a_clear_error_naming_the_file() {
     assert!(err.to_string().contains("mobilefacenet_128d.onnx"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_prelu_rewrite_changes_no_score_and_no_embedding() {
+    // The liveness models are loaded with their PRelu nodes rewritten as Max/Min/Mul/Add (ONNX
+    // Runtime 1.32's PRelu kernel is slow). Every per-model liveness score and every embedding must be
+    // bit-identical to the stock graph's, on the spoof and live samples and on LFW photos.
+    let models = sinhtrac_engine::paths::models_dir();
+    for file in [
+        "2.7_80x80_MiniFASNetV2.onnx",
+        "4_0_0_80x80_MiniFASNetV1SE.onnx",
+        "face_antispoof_minifasnetv2se_128.onnx",
+    ] {
+        let bytes = std::fs::read(models.join(file)).unwrap();
+        assert!(
+            sinhtrac_engine::runtime::rewrite::prelu_as_max_min(&bytes).is_some(),
+            "{file} has PRelu nodes to rewrite"
+        );
+    }
+    let load = |rewrite_prelu: bool, liveness: &[&str]| {
+        let mut config = FaceConfig {
+            liveness: Some(liveness.iter().map(|s| s.to_string()).collect()),
+            ..FaceConfig::default()
+        };
+        config.runtime.rewrite_prelu = rewrite_prelu;
+        FaceEngine::load(config).unwrap()
+    };
+    let pad = datasets().join("face_pad_samples");
+    let mut photos: Vec<std::path::PathBuf> = ["F1", "F2", "T1"]
+        .iter()
+        .map(|s| pad.join(format!("minivision_image_{s}.jpg")))
+        .collect();
+    photos.push(lfw("Aaron_Peirsol", 1));
+    photos.push(lfw("Serena_Williams", 1));
+    for liveness in [
+        &["minifasnet-v2-2.7", "minifasnet-v1se-4.0"][..],
+        &["antispoof-v2se-128"][..],
+    ] {
+        let (fast, stock) = (load(true, liveness), load(false, liveness));
+        for photo in &photos {
+            let img = rgb(photo);
+            let (_, a) = fast.liveness(&img).unwrap();
+            let (_, b) = stock.liveness(&img).unwrap();
+            let scores = |r: &sinhtrac_engine::face::liveness::LivenessResult| {
+                r.models
+                    .iter()
+                    .map(|m| m.real.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                scores(&a),
+                scores(&b),
+                "{liveness:?} on {}",
+                photo.display()
+            );
+            assert_eq!(a.score.to_bits(), b.score.to_bits());
+        }
+    }
+}
