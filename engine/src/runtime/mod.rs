@@ -171,25 +171,38 @@ impl ModelSession {
                 actual,
             });
         }
-        let model_bytes = match config.rewrite_prelu {
-            true => match rewrite::prelu_as_max_min(&model_bytes) {
-                Some(rewritten) => {
-                    tracing::debug!(model = %entry.id, "PRelu rewritten as Max/Min/Mul/Add");
-                    rewritten
-                }
-                None => model_bytes,
-            },
-            false => model_bytes,
+        let rewritten = match config.rewrite_prelu {
+            true => rewrite::prelu_as_max_min(&model_bytes),
+            false => None,
         };
-        let model = ModelSession {
+        let mut model = ModelSession {
             entry: entry.clone(),
             model_bytes,
             intra_threads: config.intra_threads.max(1),
             env,
             idle: Mutex::new(Vec::new()),
         };
-        let first = model.build_session()?;
-        model.give_back(first);
+        // The rewritten graph if ONNX Runtime takes it (a model whose PRelu runs on another element
+        // type or below opset 8 would not), else the file as it is.
+        let mut ready = false;
+        if let Some(rewritten) = rewritten {
+            let original = std::mem::replace(&mut model.model_bytes, rewritten);
+            match model.build_session() {
+                Ok(first) => {
+                    tracing::debug!(model = %entry.id, "PRelu rewritten as Max/Min/Mul/Add");
+                    model.give_back(first);
+                    ready = true;
+                }
+                Err(e) => {
+                    tracing::warn!(model = %entry.id, error = %e, "PRelu rewrite refused; the stock graph is used");
+                    model.model_bytes = original;
+                }
+            }
+        }
+        if !ready {
+            let first = model.build_session()?;
+            model.give_back(first);
+        }
         tracing::debug!(model = %entry.id, "model loaded");
         Ok(model)
     }

@@ -9,7 +9,8 @@
 //! The rewrite works on the protobuf wire format directly (no ONNX schema is compiled in): the
 //! model's graph field and the graph's node fields are walked, `PRelu` nodes are replaced, and
 //! every other byte is copied as it was. The manifest's checksum is verified on the file before
-//! this runs.
+//! this runs, and a rewritten graph ONNX Runtime refuses (say `PRelu` on half floats, or a model
+//! below opset 8, where `Max` does not broadcast) is dropped for the file as it is.
 
 /// The model with its `PRelu` nodes rewritten, or `None` if it has none (or is not a model this
 /// walker understands, in which case ONNX Runtime gets the original bytes and says what is wrong).
