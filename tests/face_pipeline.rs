@@ -362,10 +362,10 @@ fn a_missing_or_tampered_model_is_a_clear_error_naming_the_file() {
 }
 
 #[test]
-fn the_prelu_rewrite_changes_no_score_and_no_embedding() {
+fn the_prelu_rewrite_changes_no_liveness_score() {
     // The liveness models are loaded with their PRelu nodes rewritten as Max/Min/Mul/Add (ONNX
-    // Runtime 1.32's PRelu kernel is slow). Every per-model liveness score and every embedding must be
-    // bit-identical to the stock graph's, on the spoof and live samples and on LFW photos.
+    // Runtime 1.32's PRelu kernel is slow). Every per-model liveness score must be bit-identical to the
+    // stock graph's, on the spoof and live samples and on LFW photos.
     let models = sinhtrac_engine::paths::models_dir();
     for file in [
         "2.7_80x80_MiniFASNetV2.onnx",

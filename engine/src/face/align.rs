@@ -157,6 +157,9 @@ pub fn warp_affine(
     height: u32,
 ) -> Option<RgbImage> {
     let inv = transform.inverse()?;
+    if width == 0 || height == 0 {
+        return RgbImage::from_raw(width, height, Vec::new());
+    }
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
     let stride = sw as usize * 3;
@@ -196,11 +199,13 @@ pub fn warp_affine(
     RgbImage::from_raw(width, height, out)
 }
 
-/// `x.floor() as i64` without a libm call (baseline x86-64 has no rounding instruction), exact for
-/// |x| < 2^23, which covers any image coordinate.
+/// `x.floor() as i64` without a libm call (baseline x86-64 has no rounding instruction), clamped to
+/// ±2^40 so that the neighbour arithmetic (`x0 + 1`) cannot overflow: a coordinate that far out is
+/// outside any image either way.
 #[inline]
 fn floor_i64(x: f32) -> i64 {
-    let t = x as i64;
+    const FAR: i64 = 1 << 40;
+    let t = (x as i64).clamp(-FAR, FAR);
     if (t as f32) > x {
         t - 1
     } else {
@@ -217,7 +222,7 @@ fn round_u8(x: f32) -> u8 {
     }
     let t = x as u32;
     // Branch-free: whether a fraction is ≥ 0.5 is a coin toss the predictor would lose.
-    (t + (x - t as f32 >= 0.5) as u32).min(255) as u8
+    (t.min(255) + (x - t as f32 >= 0.5) as u32).min(255) as u8
 }
 
 /// Align a face given its five landmarks onto the ArcFace template at `size`×`size`.
@@ -328,6 +333,18 @@ mod tests {
             }
             x += 0.123_456_7;
         }
+        for y in [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            255.5,
+            5e9,
+        ] {
+            assert_eq!(round_u8(y), y.round().clamp(0.0, 255.0) as u8, "round {y}");
+            assert!(floor_i64(y).abs() <= (1 << 40) + 1, "floor {y}");
+        }
     }
 
     #[test]
@@ -352,6 +369,25 @@ mod tests {
             let got = warp_affine(&src, &t, 112, 112).unwrap();
             assert_eq!(got, warp_reference(&src, &t, 112, 112), "angle {angle}");
         }
+        // Degenerate requests: an empty output, and a transform mapping far outside the image.
+        let id = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
+        assert_eq!(warp_affine(&src, &id, 0, 5).unwrap().dimensions(), (0, 5));
+        // Scale 1e-3 (about the smallest `inverse` accepts): every destination pixel but the origin
+        // maps ≥ 1,000 px away, so they are black; the origin samples source pixel (0, 0).
+        let far = Similarity {
+            a: 1e-3,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
+        let img = warp_affine(&src, &far, 4, 4).expect("invertible");
+        assert_eq!(img.get_pixel(0, 0), src.get_pixel(0, 0));
+        assert!(img.as_raw()[3..].iter().all(|&v| v == 0));
     }
 
     #[test]

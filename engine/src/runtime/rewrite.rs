@@ -2,9 +2,11 @@
 //!
 //! Why: ONNX Runtime 1.28–1.32's CPU `PRelu` kernel is about five times slower than 1.24's (ORT's own
 //! profiler on MiniFASNetV2: 3.1–3.3 ms of PRelu per run against 0.5–0.7 ms), which made the
-//! liveness models twice as slow. The four element-wise ops run at full speed, and the result is
-//! the same bit for bit: for `x ≥ 0` it is `x + slope · 0 = x`, for `x < 0` it is `0 + slope · x`, the
-//! very product `PRelu` computes (tested on the real models in `tests/liveness.rs`).
+//! liveness models twice as slow. The four element-wise ops run at full speed, and the values are
+//! the same for finite slopes, up to the sign of a zero: for `x > 0` it is `x + slope · 0 = x`, for
+//! `x < 0` it is `0 + slope · x`, the very product `PRelu` computes (the liveness scores of the real
+//! models are compared bit for bit in `tests/face_pipeline.rs`). Only models whose default opset is at
+//! least 8 are rewritten (`Max` and `Min` broadcast from opset 8 on).
 //!
 //! The rewrite works on the protobuf wire format directly (no ONNX schema is compiled in): the
 //! model's graph field and the graph's node fields are walked, `PRelu` nodes are replaced, and
@@ -15,6 +17,9 @@
 /// The model with its `PRelu` nodes rewritten, or `None` if it has none (or is not a model this
 /// walker understands, in which case ONNX Runtime gets the original bytes and says what is wrong).
 pub fn prelu_as_max_min(model: &[u8]) -> Option<Vec<u8>> {
+    if default_opset(model)? < 8 {
+        return None;
+    }
     let mut out = Vec::with_capacity(model.len() + 4096);
     let mut changed = false;
     for field in Fields::new(model) {
@@ -33,7 +38,41 @@ pub fn prelu_as_max_min(model: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
+/// The version of the default ONNX operator set the model imports (`None` if it names none).
+fn default_opset(model: &[u8]) -> Option<u64> {
+    let mut found = None;
+    for field in Fields::new(model) {
+        let field = field?;
+        let (MODEL_OPSET_IMPORT, Value::Bytes(set)) = (field.number, field.value) else {
+            continue;
+        };
+        let (mut domain, mut version) = (None, None);
+        for f in Fields::new(set) {
+            match f? {
+                Field {
+                    number: OPSET_DOMAIN,
+                    value: Value::Bytes(d),
+                    ..
+                } => domain = Some(d),
+                Field {
+                    number: OPSET_VERSION,
+                    value: Value::Varint(v),
+                    ..
+                } => version = Some(v),
+                _ => {}
+            }
+        }
+        if matches!(domain, None | Some(b"") | Some(b"ai.onnx")) {
+            found = version;
+        }
+    }
+    found
+}
+
 const MODEL_GRAPH: u64 = 7;
+const MODEL_OPSET_IMPORT: u64 = 8;
+const OPSET_DOMAIN: u64 = 1;
+const OPSET_VERSION: u64 = 2;
 const GRAPH_NODE: u64 = 1;
 const NODE_INPUT: u64 = 1;
 const NODE_OUTPUT: u64 = 2;
@@ -158,7 +197,7 @@ fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
 }
 
 enum Value<'a> {
-    Varint,
+    Varint(u64),
     Fixed,
     Bytes(&'a [u8]),
 }
@@ -213,7 +252,7 @@ impl<'a> Iterator for Fields<'a> {
         let field = (|| {
             let key = self.varint()?;
             let value = match key & 7 {
-                0 => self.varint().map(|_| Value::Varint)?,
+                0 => Value::Varint(self.varint()?),
                 1 => self.take(8).map(|_| Value::Fixed)?,
                 2 => {
                     let n = usize::try_from(self.varint()?).ok()?;
@@ -246,9 +285,17 @@ mod tests {
             put_bytes(&mut graph, GRAPH_NODE, n);
         }
         put_bytes(&mut graph, 2, b"g"); // graph name, kept as it is
+        model_at_opset(&graph, 13)
+    }
+
+    fn model_at_opset(graph: &[u8], opset: u64) -> Vec<u8> {
+        let mut set = Vec::new();
+        put_bytes(&mut set, OPSET_DOMAIN, b"");
+        put_varint_field(&mut set, OPSET_VERSION, opset);
         let mut model = Vec::new();
         put_varint_field(&mut model, 1, 7); // ir_version
-        put_bytes(&mut model, MODEL_GRAPH, &graph);
+        put_bytes(&mut model, MODEL_GRAPH, graph);
+        put_bytes(&mut model, MODEL_OPSET_IMPORT, &set);
         model
     }
 
@@ -302,6 +349,15 @@ mod tests {
         truncated.truncate(truncated.len() - 3);
         assert!(prelu_as_max_min(&truncated).is_none());
         assert!(prelu_as_max_min(&[0xff, 0xff, 0xff]).is_none());
+        // Below opset 8 Max and Min do not broadcast: such a model keeps its PRelu.
+        let mut graph = Vec::new();
+        put_bytes(
+            &mut graph,
+            GRAPH_NODE,
+            &node("PRelu", &["x", "s"], "y", &[]),
+        );
+        assert!(prelu_as_max_min(&model_at_opset(&graph, 7)).is_none());
+        assert!(prelu_as_max_min(&model_at_opset(&graph, 8)).is_some());
         assert!(prelu_as_max_min(&[]).is_none());
     }
 }
