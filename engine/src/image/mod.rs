@@ -10,6 +10,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+pub(crate) use resize::round_u8;
 pub use resize::{resize_area, resize_bilinear};
 
 /// Why an image was refused.
