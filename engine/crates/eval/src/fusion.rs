@@ -169,6 +169,9 @@ impl ScoreMap {
                     reason: format!("block [{lo}, {hi}] has genuine {g}, impostor {i}"),
                 });
             }
+            // PAV makes the ratios non-decreasing in exact arithmetic; two
+            // blocks of equal ratio can still round to logs one ulp apart.
+            let llr = knots.last().map_or(llr, |k| llr.max(k[1]));
             let x = 0.5 * (lo + hi);
             match knots.last_mut() {
                 // Two blocks cannot share a midpoint unless one is a single tie; keep the higher LLR.
@@ -464,6 +467,23 @@ mod tests {
         // Bounded beyond the data.
         assert!(m.apply(1e9).is_finite() && m.apply(-1e9).is_finite());
         assert!(m.apply(1e9) <= (20_000f64 * 2.0).ln());
+    }
+
+    #[test]
+    fn pav_llr_fits_tied_scores_whose_block_ratios_are_equal() {
+        // Coarse scores give many pooled blocks whose genuine/impostor
+        // ratios are equal in exact arithmetic; their logs must still give
+        // a valid (non-decreasing) map, not fail validation by one ulp.
+        let mut r = SplitMix64::new(7);
+        for _ in 0..3_000 {
+            let n_g = 2 + (r.next_normal().abs() * 20.0) as usize;
+            let n_i = 2 + (r.next_normal().abs() * 200.0) as usize;
+            let draw = |r: &mut SplitMix64, mu: f64| (mu + r.next_normal()).round() * 0.01;
+            let g: Vec<f64> = (0..n_g).map(|_| draw(&mut r, 1.0)).collect();
+            let i: Vec<f64> = (0..n_i).map(|_| draw(&mut r, 0.0)).collect();
+            let m = ScoreMap::fit_pav_llr(&g, &i).unwrap();
+            m.validate().unwrap();
+        }
     }
 
     #[test]
