@@ -19,6 +19,7 @@ pub(crate) fn gabor(
     let (w, h) = (norm.width, norm.height);
     let sa = GABOR_SIGMA_ACROSS * period;
     let sl = GABOR_SIGMA_ALONG * period;
+    let period = GABOR_PERIOD_FACTOR * period;
     let r = (GABOR_EXTENT_SIGMAS * sa.max(sl)).ceil() as usize;
     let k = 2 * r + 1;
     let bank: Vec<Vec<f32>> = (0..GABOR_ORIENTATIONS)
