@@ -197,7 +197,7 @@ fn shipped() -> FusionModel {
 
 /// The shipped model loads (format, version, checksum, monotone maps, calibrations bound to its
 /// parameters), is for the face model the engine loads, and has thresholds at FMR 1e-2, 1e-3, 1e-4
-/// for face + finger, face only and finger only.
+/// for face + finger, face only, finger only, face + two fingers and two fingers only.
 #[test]
 fn shipped_model_loads_and_matches_the_engine_and_threshold_format() {
     let m = shipped();
@@ -227,12 +227,29 @@ fn shipped_model_loads_and_matches_the_engine_and_threshold_format() {
             .collect();
         assert!(ts[0] < ts[1] && ts[1] < ts[2], "{inputs}: {ts:?}");
     }
-    // Two fingers were not calibrated: refused, not guessed.
+    // Two fingers: calibrated from disjoint pairs of the one-finger impostor comparisons.
+    let one_finger = m
+        .calibration(Inputs {
+            face: false,
+            fingers: 1,
+        })
+        .unwrap()
+        .n_impostor;
+    for two in Inputs::TWO_FINGER_CONFIGURATIONS {
+        let cal = m.calibration(two).unwrap();
+        assert_eq!(cal.n_impostor, one_finger / 2, "{two}");
+        let ts: Vec<f64> = [1e-2, 1e-3, 1e-4]
+            .iter()
+            .map(|&f| m.threshold_for_fmr(two, f).unwrap())
+            .collect();
+        assert!(ts[0] < ts[1] && ts[1] < ts[2], "{two}: {ts:?}");
+    }
+    // Three fingers were not calibrated: refused, not guessed.
     assert!(matches!(
         m.threshold_for_fmr(
             Inputs {
                 face: true,
-                fingers: 2
+                fingers: 3
             },
             1e-3
         ),

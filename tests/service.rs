@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
+use sinhtrac_engine::fusion::{FusionModel, Inputs};
 use sinhtrac_server::proto::biometrics_client::BiometricsClient;
 use sinhtrac_server::proto::{self, biometric::Source};
 use sinhtrac_server::service::errors::reason_of;
@@ -1254,7 +1255,7 @@ async fn fingerprints_enrol_verify_compare_and_identify() {
 
     // Face + fingerprint fused (sum of calibrated log-likelihood ratios): the genuine pair is accepted
     // with both scores reported; a genuine face with an impostor finger scores lower than with the
-    // genuine finger; face + 2 fingers is not calibrated in the shipped model.
+    // genuine finger; two impressions of one finger are not two fingers.
     let fused = |face: u32, finger_id: u32| proto::VerifyRequest {
         additional_probes: vec![finger(finger_id, 3, RIGHT_INDEX)],
         ..verify_req("PENSION-101", image(&lfw("Aaron_Peirsol", face)))
@@ -1516,6 +1517,7 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     let server = Server::start(&dir, &[]);
     let mut c = server.client(BANK).await;
     const RIGHT_INDEX: u32 = 2;
+    const LEFT_INDEX: u32 = 7;
     // Claimants with a face and a finger, one with a face only, one with a finger only.
     let gallery = [
         ("CLAIM-1", Some(("Colin_Powell", 40)), Some(101)),
@@ -1673,7 +1675,55 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
         "the face alone is below its own threshold: {fused:?}"
     );
 
-    // Refusals: two faces, a finger without its position, two fingers (not calibrated), too many.
+    // Two fingers (as a chip ID card holds): a subject enrolled with both is decided on the
+    // two-finger calibration, in 1:N and in 1:1.
+    let both = vec![finger(108, 1, RIGHT_INDEX), finger(109, 1, LEFT_INDEX)];
+    c.inner
+        .enroll(c.req(enroll_req("CLAIM-6", both)))
+        .await
+        .unwrap();
+    let two = identified(
+        &mut c,
+        identify(
+            finger(108, 3, RIGHT_INDEX),
+            vec![finger(109, 3, LEFT_INDEX)],
+        ),
+    )
+    .await;
+    let top = &two.candidates[0];
+    assert_eq!(top.subject_id, "CLAIM-6", "{two:?}");
+    assert_eq!(top.probe_scores.len(), 2, "{two:?}");
+    assert!(top.score >= top.threshold, "{two:?}");
+    let model = FusionModel::load(&FusionModel::default_path()).unwrap();
+    let two_fingers = model
+        .threshold_for_fmr(
+            Inputs {
+                face: false,
+                fingers: 2,
+            },
+            1e-4,
+        )
+        .unwrap();
+    assert!(
+        (f64::from(top.threshold) - two_fingers).abs() < 1e-4,
+        "{} vs {two_fingers}",
+        top.threshold
+    );
+    let both = |second: u32| proto::VerifyRequest {
+        additional_probes: vec![finger(second, 3, LEFT_INDEX)],
+        target_fmr: 1e-4,
+        ..verify_req("CLAIM-6", finger(108, 3, RIGHT_INDEX))
+    };
+    let genuine = c.inner.verify(c.req(both(109))).await.unwrap().into_inner();
+    let d = genuine.decision.unwrap();
+    assert!(d.r#match, "{d:?}");
+    assert_eq!(genuine.probe_scores.len(), 2);
+    assert!((f64::from(d.threshold) - two_fingers).abs() < 1e-4, "{d:?}");
+    // The wrong second finger (another person's) lowers the fused score.
+    let mixed = c.inner.verify(c.req(both(110))).await.unwrap().into_inner();
+    assert!(mixed.decision.unwrap().score < d.score);
+
+    // Refusals: two faces, a finger without its position, three fingers (not calibrated), too many.
     let r = c.req(identify(
         image(&lfw("Colin_Powell", 49)),
         vec![image(&lfw("Colin_Powell", 71))],
@@ -1694,7 +1744,11 @@ async fn fused_identification_decides_every_shortlisted_subject_on_face_and_fing
     );
     let r = c.req(identify(
         image(&lfw("Colin_Powell", 49)),
-        vec![finger(101, 3, RIGHT_INDEX), finger(102, 3, 7)],
+        vec![
+            finger(101, 3, RIGHT_INDEX),
+            finger(102, 3, LEFT_INDEX),
+            finger(103, 3, 3),
+        ],
     ));
     assert_status(
         c.inner.identify(r).await,

@@ -13,9 +13,11 @@
 //!
 //! Thresholds are per input configuration ([`Inputs`]): the impostor distribution of a face-only
 //! fused score is not that of face + finger, so each configuration has its own calibration (the
-//! usual [`Calibration`] body, target FMR → threshold). A configuration the chimeric calibration set
-//! could not produce (two or more fingers) is refused with [`FusionError::NotCalibrated`] rather than
-//! given a guessed threshold; its fused score is still usable for ranking in 1:N.
+//! usual [`Calibration`] body, target FMR → threshold). The shipped models calibrate face + one finger,
+//! face only, one finger only, and face + two fingers and two fingers only (pairs of independent finger
+//! impostor comparisons: the independence the LLR sum assumes anyway). A configuration without
+//! thresholds (three or more fingers) is refused with [`FusionError::NotCalibrated`] rather than given
+//! a guessed threshold; its fused score is still usable for ranking in 1:N.
 //!
 //! **File format** (JSON, `format_version` [`FUSION_VERSION`]), as calibration files:
 //! `{"format":"sinhtrac-fusion","format_version":1,"body":{…},"sha256":"<hex>"}`, the checksum over
@@ -137,6 +139,19 @@ impl Inputs {
         Inputs {
             face: false,
             fingers: 1,
+        },
+    ];
+
+    /// The two-finger configurations, calibrated from pairs of independent finger impostor
+    /// comparisons: face + two fingers, two fingers only.
+    pub const TWO_FINGER_CONFIGURATIONS: [Inputs; 2] = [
+        Inputs {
+            face: true,
+            fingers: 2,
+        },
+        Inputs {
+            face: false,
+            fingers: 2,
         },
     ];
 

@@ -688,7 +688,8 @@ pub fn evaluate(
 }
 
 /// The fusion model learned on every subject of pairing `seed`, with thresholds for face + finger,
-/// face only and finger only at [`MODEL_FMRS`] (those the impostor count supports).
+/// face only, finger only, face + two fingers and two fingers only at [`MODEL_FMRS`] (those the
+/// impostor count supports).
 pub fn fit_model(
     protocol: &ChimericProtocol,
     scores: &ChimericScores,
@@ -762,5 +763,48 @@ pub fn fit_model_on(
             .calibrate(inputs, &imp, &MODEL_FMRS, &protocol_name)
             .map_err(|e| RunError::Internal(format!("calibrating {inputs}: {e}")))?;
     }
+    // Two fingers (a chip ID card holds two): a two-finger impostor comparison is two independent
+    // finger impostor comparisons, which is what fusing their LLRs by a sum assumes already. Each
+    // impostor comparison is used once, its partner drawn by a seeded shuffle, so the calibration
+    // rests on n/2 independent fused scores; with a face, the first comparison's face score.
+    let with_finger: Vec<&ModalityScores> =
+        c.impostor.iter().filter(|x| x.finger.is_some()).collect();
+    let partners = shuffled(with_finger.len(), seed ^ TWO_FINGER_SHUFFLE);
+    let two_finger_protocol = format!(
+        "{protocol_name}; two fingers: pairs of finger impostor comparisons (each used once, seeded \
+         shuffle), assumed independent"
+    );
+    for inputs in Inputs::TWO_FINGER_CONFIGURATIONS {
+        let imp: Vec<f64> = partners
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let (a, b) = (with_finger[pair[0]], with_finger[pair[1]]);
+                let face = if inputs.face {
+                    Some(a.face? as f32)
+                } else {
+                    None
+                };
+                let fingers = [a.finger? as f32, b.finger? as f32];
+                model.fused_score(face, &fingers).ok()
+            })
+            .collect();
+        model
+            .calibrate(inputs, &imp, &MODEL_FMRS, &two_finger_protocol)
+            .map_err(|e| RunError::Internal(format!("calibrating {inputs}: {e}")))?;
+    }
     Ok(model)
+}
+
+/// Seed offset of the two-finger pairing (any constant: it only has to differ from other uses).
+const TWO_FINGER_SHUFFLE: u64 = 0x7477_6f66_696e_6772;
+
+/// `0..n` in a seeded random order (Fisher–Yates).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = SplitMix64::new(seed);
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        v.swap(i, j);
+    }
+    v
 }
