@@ -170,8 +170,12 @@ impl ScoreMap {
                 });
             }
             // PAV makes the ratios non-decreasing in exact arithmetic; two
-            // blocks of equal ratio can still round to logs one ulp apart.
-            let llr = knots.last().map_or(llr, |k| llr.max(k[1]));
+            // blocks of equal ratio can still round to logs a few ulps apart.
+            // Anything larger is a bug, which validation below reports.
+            let llr = match knots.last() {
+                Some(k) if llr < k[1] && k[1] - llr <= 1e-12 * (1.0 + k[1].abs()) => k[1],
+                _ => llr,
+            };
             let x = 0.5 * (lo + hi);
             match knots.last_mut() {
                 // Two blocks cannot share a midpoint unless one is a single tie; keep the higher LLR.
@@ -473,7 +477,7 @@ mod tests {
     fn pav_llr_fits_tied_scores_whose_block_ratios_are_equal() {
         // Coarse scores give many pooled blocks whose genuine/impostor
         // ratios are equal in exact arithmetic; their logs must still give
-        // a valid (non-decreasing) map, not fail validation by one ulp.
+        // a valid (non-decreasing) map, not fail validation by a few ulps.
         let mut r = SplitMix64::new(7);
         for _ in 0..3_000 {
             let n_g = 2 + (r.next_normal().abs() * 20.0) as usize;

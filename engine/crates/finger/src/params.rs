@@ -79,8 +79,9 @@ pub const GABOR_ORIENTATIONS: usize = 16;
 /// The bank's cosine is tuned to this fraction of the measured ridge
 /// period: binarised ridges then keep their width where the period rises
 /// locally (a single period serves the whole print). Chosen on the FVC
-/// sets (extended EER, FVC2000 mean): 0.85 → 5.72%, 0.9 → 5.65%,
-/// 1.0 → 5.71%, with the sigmas below 0.9 → 4.72%.
+/// sets (extended EER, FVC2000 mean, during development): 0.85 and 1.0
+/// were no better than 0.9 (5.65–5.72% with the old sigmas); 0.9 with the
+/// sigmas below gives 5.16%.
 pub const GABOR_PERIOD_FACTOR: f32 = 0.9;
 /// Gaussian sigma across ridges, as a fraction of the ridge period.
 pub const GABOR_SIGMA_ACROSS: f32 = 0.45;

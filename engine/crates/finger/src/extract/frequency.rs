@@ -7,9 +7,10 @@ use std::f32::consts::PI;
 
 /// Median ridge period over the foreground, from x-signatures: grey levels
 /// summed along the ridge in an oriented window and sampled across it,
-/// whose dominant frequency is the ridge frequency. One value per print, as in Hong, Wan
-/// and Jain's filter bank: per-block periods are noisy and the Gabor
-/// bandwidth tolerates the ~20% variation within a finger.
+/// whose dominant frequency is the ridge frequency. One value per print,
+/// as in Hong, Wan and Jain's filter bank: per-block periods are noisy and
+/// the Gabor bandwidth tolerates the ~20% variation within a finger (a
+/// per-window period map measured no better).
 pub(crate) fn ridge_period(norm: &Plane<f32>, mask: &Plane<bool>, field: &OrientationField) -> f32 {
     let (w, h) = (norm.width, norm.height);
     let mut periods = Vec::new();
@@ -58,10 +59,23 @@ pub(crate) fn ridge_period(norm: &Plane<f32>, mask: &Plane<bool>, field: &Orient
 /// took every pore and noise wiggle for a ridge: on FVC2000 DB3 (wide
 /// ridges, many pores) it measured 7–10 px where a 2-D spectrum finds
 /// 11–14, and the Gabor bank then drew ridges that are not there.
+/// `None` for a flat or non-finite signature, and when the strongest
+/// component is at either end of the scan: the true period is then outside
+/// the plausible range (or the window is noise), and the window should not
+/// vote.
 fn signature_period(sig: &[f32]) -> Option<f32> {
     let n = sig.len();
+    if n == 0 || sig.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
     let centre = (n as f32 - 1.0) / 2.0;
     let mean = sig.iter().sum::<f32>() / n as f32;
+    // Flat relative to the signal's level: the mean's rounding leaves
+    // residues of ~1e-7 × |mean| that are not ridges.
+    let spread = sig.iter().map(|v| (v - mean).abs()).fold(0f32, f32::max);
+    if spread <= 1e-5 * mean.abs().max(1.0) {
+        return None;
+    }
     let windowed: Vec<f32> = sig
         .iter()
         .enumerate()
@@ -70,25 +84,40 @@ fn signature_period(sig: &[f32]) -> Option<f32> {
             (v - mean) * (0.5 + 0.5 * (PI * t).cos())
         })
         .collect();
-    if windowed.iter().all(|v| v.abs() <= f32::EPSILON) {
-        return None;
-    }
-    let steps = ((MAX_WAVELENGTH - MIN_WAVELENGTH) / FREQ_PERIOD_STEP).round() as usize;
-    (0..=steps)
-        .map(|k| {
-            let period = MIN_WAVELENGTH + k as f32 * FREQ_PERIOD_STEP;
-            let omega = 2.0 * PI / period;
-            let (re, im) = windowed
+    let table = fourier_table(n);
+    let steps = table.len() / n - 1;
+    let (best, _) = table
+        .chunks_exact(n)
+        .map(|row| {
+            let (re, im) = row
                 .iter()
-                .enumerate()
-                .fold((0f32, 0f32), |(re, im), (i, v)| {
-                    let (s, c) = (omega * (i as f32 - centre)).sin_cos();
+                .zip(&windowed)
+                .fold((0f32, 0f32), |(re, im), (&(s, c), v)| {
                     (re + v * c, im + v * s)
                 });
-            (re * re + im * im, period)
+            re * re + im * im
         })
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, period)| period)
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (best != 0 && best != steps).then_some(MIN_WAVELENGTH + best as f32 * FREQ_PERIOD_STEP)
+}
+
+/// `(sin, cos)` of every scanned period's phase at every signature sample,
+/// one row per period: the same for every window, so built once.
+fn fourier_table(n: usize) -> &'static [(f32, f32)] {
+    static TABLE: std::sync::OnceLock<(usize, Vec<(f32, f32)>)> = std::sync::OnceLock::new();
+    let build = || {
+        let centre = (n as f32 - 1.0) / 2.0;
+        let steps = ((MAX_WAVELENGTH - MIN_WAVELENGTH) / FREQ_PERIOD_STEP).round() as usize;
+        let rows = (0..=steps).flat_map(|k| {
+            let omega = 2.0 * PI / (MIN_WAVELENGTH + k as f32 * FREQ_PERIOD_STEP);
+            (0..n).map(move |i| (omega * (i as f32 - centre)).sin_cos())
+        });
+        (n, rows.collect())
+    };
+    let (len, table) = TABLE.get_or_init(build);
+    assert_eq!(*len, n, "x-signatures have one length");
+    table
 }
 
 #[cfg(test)]
@@ -125,7 +154,25 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_signature_has_no_period() {
-        assert_eq!(signature_period(&[3.0; 33]), None);
+    fn a_flat_or_broken_signature_has_no_period() {
+        for level in [0.0f32, 3.0, 1.3, 100.1, -2_000.7] {
+            assert_eq!(signature_period(&[level; 33]), None, "level {level}");
+        }
+        let mut spike = [100.0f32; 33];
+        spike[7] += 1e-6;
+        assert_eq!(signature_period(&spike), None);
+        let mut nan = pored_signature(9.0);
+        nan[3] = f32::NAN;
+        assert_eq!(signature_period(&nan), None);
+    }
+
+    #[test]
+    fn a_period_outside_the_plausible_range_does_not_vote() {
+        for period in [3.0f32, 4.0, 20.0, 40.0] {
+            let sig: Vec<f32> = (0..33)
+                .map(|i| (2.0 * PI * (i as f32 - 16.0) / period).cos())
+                .collect();
+            assert_eq!(signature_period(&sig), None, "true period {period}");
+        }
     }
 }
