@@ -804,11 +804,11 @@ pub fn fit_model_on(
         if dropped > 0 {
             tracing::warn!(%inputs, dropped, "two-finger pairs without every score were left out");
         }
-        if let Err(e) = model.calibrate(inputs, &imp, &MODEL_FMRS, &two_finger_protocol) {
-            // Too few comparisons for even FMR 1e-2 (a small fold): no two-finger thresholds,
-            // which the service refuses as uncalibrated rather than guessing.
-            tracing::warn!(%inputs, error = %e, "two-finger configuration not calibrated");
-        }
+        // The pooled set is 8× the one-finger set calibrated above, so it supports every target
+        // that one did: an error here is a real one.
+        model
+            .calibrate(inputs, &imp, &MODEL_FMRS, &two_finger_protocol)
+            .map_err(|e| RunError::Internal(format!("calibrating {inputs}: {e}")))?;
     }
     Ok(model)
 }
