@@ -769,8 +769,12 @@ pub fn fit_model_on(
     // 5.1–9.1 over 200 pairings), so the calibration pools [`TWO_FINGER_PAIRINGS`] disjoint
     // pairings, which approaches the threshold over all pairs; the fused scores then share
     // comparisons, so the protocol string says the counts overstate the independent evidence.
-    let with_finger: Vec<&ModalityScores> =
-        c.impostor.iter().filter(|x| x.finger.is_some()).collect();
+    // (face, finger) of every impostor comparison with a finger.
+    let with_finger: Vec<(Option<f64>, f64)> = c
+        .impostor
+        .iter()
+        .filter_map(|x| Some((x.face, x.finger?)))
+        .collect();
     let two_finger_protocol = format!(
         "{protocol_name}; two fingers: {TWO_FINGER_PAIRINGS} seeded random pairings of the {} finger \
          impostor comparisons, each comparison once per pairing, fingers assumed independent; the \
@@ -779,28 +783,31 @@ pub fn fit_model_on(
         with_finger.len(),
         with_finger.len() / 2
     );
+    // The same pairings serve both configurations.
+    let mut pairs = Vec::with_capacity(with_finger.len() / 2 * TWO_FINGER_PAIRINGS as usize);
+    for round in 0..TWO_FINGER_PAIRINGS {
+        let mut order: Vec<usize> = (0..with_finger.len()).collect();
+        shuffle(&mut order, seed ^ TWO_FINGER_SHUFFLE ^ round);
+        pairs.extend(
+            order
+                .chunks_exact(2)
+                .map(|p| (with_finger[p[0]], with_finger[p[1]])),
+        );
+    }
     for inputs in Inputs::TWO_FINGER_CONFIGURATIONS {
-        let mut imp = Vec::with_capacity(with_finger.len() / 2 * TWO_FINGER_PAIRINGS as usize);
-        let mut dropped = 0usize;
-        for round in 0..TWO_FINGER_PAIRINGS {
-            let mut order: Vec<usize> = (0..with_finger.len()).collect();
-            shuffle(&mut order, seed ^ TWO_FINGER_SHUFFLE ^ round);
-            for pair in order.chunks_exact(2) {
-                let (a, b) = (with_finger[pair[0]], with_finger[pair[1]]);
+        let imp: Vec<f64> = pairs
+            .iter()
+            .filter_map(|&((face_a, f1), (face_b, f2))| {
                 // The face of either comparison stands for the pair's.
-                let face = inputs.face.then(|| a.face.or(b.face));
-                let fused = match (face, a.finger, b.finger) {
-                    (Some(None), ..) | (_, None, _) | (_, _, None) => None,
-                    (face, Some(f1), Some(f2)) => model
-                        .fused_score(face.flatten().map(|v| v as f32), &[f1 as f32, f2 as f32])
-                        .ok(),
+                let face = if inputs.face {
+                    Some(face_a.or(face_b)? as f32)
+                } else {
+                    None
                 };
-                match fused {
-                    Some(v) => imp.push(v),
-                    None => dropped += 1,
-                }
-            }
-        }
+                model.fused_score(face, &[f1 as f32, f2 as f32]).ok()
+            })
+            .collect();
+        let dropped = pairs.len() - imp.len();
         if dropped > 0 {
             tracing::warn!(%inputs, dropped, "two-finger pairs without every score were left out");
         }
