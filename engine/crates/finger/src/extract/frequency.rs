@@ -5,6 +5,9 @@ use super::plane::{bilinear, Plane};
 use crate::params::*;
 use std::f32::consts::PI;
 
+/// Samples across the ridges in one x-signature.
+const SIGNATURE_LEN: usize = (2 * FREQ_HALF_LEN + 1) as usize;
+
 /// Median ridge period over the foreground, from x-signatures: grey levels
 /// summed along the ridge in an oriented window and sampled across it,
 /// whose dominant frequency is the ridge frequency. One value per print,
@@ -14,8 +17,7 @@ use std::f32::consts::PI;
 pub(crate) fn ridge_period(norm: &Plane<f32>, mask: &Plane<bool>, field: &OrientationField) -> f32 {
     let (w, h) = (norm.width, norm.height);
     let mut periods = Vec::new();
-    let n = (2 * FREQ_HALF_LEN + 1) as usize;
-    let mut sig = vec![0f32; n];
+    let mut sig = [0f32; SIGNATURE_LEN];
     let margin = FREQ_HALF_LEN as usize;
     let mut y = margin;
     while y + margin < h {
@@ -63,13 +65,12 @@ pub(crate) fn ridge_period(norm: &Plane<f32>, mask: &Plane<bool>, field: &Orient
 /// component is at either end of the scan: the true period is then outside
 /// the plausible range (or the window is noise), and the window should not
 /// vote.
-fn signature_period(sig: &[f32]) -> Option<f32> {
-    let n = sig.len();
-    if n == 0 || sig.iter().any(|v| !v.is_finite()) {
+fn signature_period(sig: &[f32; SIGNATURE_LEN]) -> Option<f32> {
+    if sig.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let centre = (n as f32 - 1.0) / 2.0;
-    let mean = sig.iter().sum::<f32>() / n as f32;
+    let centre = FREQ_HALF_LEN as f32;
+    let mean = sig.iter().sum::<f32>() / SIGNATURE_LEN as f32;
     // Flat relative to the signal's level: the mean's rounding leaves
     // residues of ~1e-7 × |mean| that are not ridges.
     let spread = sig.iter().map(|v| (v - mean).abs()).fold(0f32, f32::max);
@@ -84,10 +85,10 @@ fn signature_period(sig: &[f32]) -> Option<f32> {
             (v - mean) * (0.5 + 0.5 * (PI * t).cos())
         })
         .collect();
-    let table = fourier_table(n);
-    let steps = table.len() / n - 1;
+    let table = fourier_table();
+    let steps = table.len() / SIGNATURE_LEN - 1;
     let (best, _) = table
-        .chunks_exact(n)
+        .chunks_exact(SIGNATURE_LEN)
         .map(|row| {
             let (re, im) = row
                 .iter()
@@ -104,44 +105,37 @@ fn signature_period(sig: &[f32]) -> Option<f32> {
 
 /// `(sin, cos)` of every scanned period's phase at every signature sample,
 /// one row per period: the same for every window, so built once.
-fn fourier_table(n: usize) -> &'static [(f32, f32)] {
-    static TABLE: std::sync::OnceLock<(usize, Vec<(f32, f32)>)> = std::sync::OnceLock::new();
-    let build = || {
-        let centre = (n as f32 - 1.0) / 2.0;
+fn fourier_table() -> &'static [(f32, f32)] {
+    static TABLE: std::sync::OnceLock<Vec<(f32, f32)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
         let steps = ((MAX_WAVELENGTH - MIN_WAVELENGTH) / FREQ_PERIOD_STEP).round() as usize;
-        let rows = (0..=steps).flat_map(|k| {
-            let omega = 2.0 * PI / (MIN_WAVELENGTH + k as f32 * FREQ_PERIOD_STEP);
-            (0..n).map(move |i| (omega * (i as f32 - centre)).sin_cos())
-        });
-        (n, rows.collect())
-    };
-    let (len, table) = TABLE.get_or_init(build);
-    assert_eq!(*len, n, "x-signatures have one length");
-    table
+        (0..=steps)
+            .flat_map(|k| {
+                let omega = 2.0 * PI / (MIN_WAVELENGTH + k as f32 * FREQ_PERIOD_STEP);
+                (0..SIGNATURE_LEN)
+                    .map(move |i| (omega * (i as f32 - FREQ_HALF_LEN as f32)).sin_cos())
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SIGNATURE_LEN: usize = (2 * FREQ_HALF_LEN + 1) as usize;
-
     /// A ridge profile (cosine at the true period) with pores: narrow dips
     /// on every ridge, which add local maxima but little energy.
-    fn pored_signature(period: f32) -> Vec<f32> {
-        let n = (2 * FREQ_HALF_LEN + 1) as usize;
-        (0..n)
-            .map(|i| {
-                let t = i as f32 - FREQ_HALF_LEN as f32;
-                let ridge = (2.0 * PI * t / period).cos();
-                let pore = if (t / period).fract().abs() < 0.05 {
-                    -0.6
-                } else {
-                    0.0
-                };
-                ridge + pore
-            })
-            .collect()
+    fn pored_signature(period: f32) -> [f32; SIGNATURE_LEN] {
+        std::array::from_fn(|i| {
+            let t = i as f32 - FREQ_HALF_LEN as f32;
+            let ridge = (2.0 * PI * t / period).cos();
+            let pore = if (t / period).fract().abs() < 0.05 {
+                -0.6
+            } else {
+                0.0
+            };
+            ridge + pore
+        })
     }
 
     #[test]
@@ -164,7 +158,7 @@ mod tests {
                 "level {level}"
             );
         }
-        let mut spike = vec![100.0f32; SIGNATURE_LEN];
+        let mut spike = [100.0f32; SIGNATURE_LEN];
         spike[7] += 1e-4; // survives in f32, under the 1e-5 relative cut-off
         assert_eq!(signature_period(&spike), None);
         let mut nan = pored_signature(9.0);
@@ -175,9 +169,9 @@ mod tests {
     #[test]
     fn a_period_outside_the_plausible_range_does_not_vote() {
         for period in [3.0f32, 4.0, 20.0, 40.0] {
-            let sig: Vec<f32> = (0..SIGNATURE_LEN)
-                .map(|i| (2.0 * PI * (i as f32 - FREQ_HALF_LEN as f32) / period).cos())
-                .collect();
+            let sig: [f32; SIGNATURE_LEN] = std::array::from_fn(|i| {
+                (2.0 * PI * (i as f32 - FREQ_HALF_LEN as f32) / period).cos()
+            });
             assert_eq!(signature_period(&sig), None, "true period {period}");
         }
     }
