@@ -11,6 +11,8 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
 pub(crate) use resize::round_u8;
+#[cfg(test)]
+pub(crate) use resize::rounding_probes;
 pub use resize::{resize_area, resize_bilinear};
 
 /// Why an image was refused.

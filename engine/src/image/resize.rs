@@ -110,28 +110,37 @@ pub(crate) fn round_u8(x: f32) -> u8 {
     (t.min(255) + (x - t as f32 >= 0.5) as u32).min(255) as u8
 }
 
+/// Where the libm-free rounding helpers (this file's [`round_u8`], the warp's floor) are checked
+/// against `std`: a sweep over ±300 with the half-way points and their float neighbours, and the
+/// values no pixel arithmetic should produce (non-finite, huge).
+#[cfg(test)]
+pub(crate) fn rounding_probes() -> (Vec<f32>, [f32; 7]) {
+    let mut sweep = Vec::new();
+    let mut x = -300.0f32;
+    while x < 300.0 {
+        sweep.extend([x, x + 0.5, x - 0.5, x + 0.49999997, x + 0.50000006]);
+        x += 0.123_456_7;
+    }
+    let extremes = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e30,
+        -1e30,
+        255.5,
+        5e9,
+    ];
+    (sweep, extremes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn round_u8_agrees_with_std() {
-        let mut x = -300.0f32;
-        while x < 300.0 {
-            for y in [x, x + 0.5, x - 0.5, x + 0.49999997, x + 0.50000006] {
-                assert_eq!(round_u8(y), y.round().clamp(0.0, 255.0) as u8, "round {y}");
-            }
-            x += 0.123_456_7;
-        }
-        for y in [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            1e30,
-            -1e30,
-            255.5,
-            5e9,
-        ] {
+        let (sweep, extremes) = rounding_probes();
+        for y in sweep.into_iter().chain(extremes) {
             assert_eq!(round_u8(y), y.round().clamp(0.0, 255.0) as u8, "round {y}");
         }
     }
