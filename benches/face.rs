@@ -2,7 +2,7 @@
 //! `cargo bench -p sinhtrac-benches --bench face`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sinhtrac_engine::face::{align, FaceConfig, FaceEngine};
+use sinhtrac_engine::face::{align, Detector, FaceConfig, FaceEngine};
 use sinhtrac_engine::image::{decode, DecodeLimits};
 
 fn photo() -> Vec<u8> {
@@ -24,6 +24,13 @@ fn face_stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("face");
     g.bench_function("decode_jpeg_250px", |b| b.iter(|| decode(&bytes, &limits)));
     g.bench_function("detect_yunet", |b| b.iter(|| engine.detector.detect(&img)));
+    // The same photo in one pass enlarged to 640 px, as without the manifest's `refine`.
+    let mut entry = engine.detector.entry().clone();
+    entry.params.remove("refine");
+    let one_pass = Detector::load(&entry, &engine.config().runtime).expect("detector");
+    g.bench_function("detect_yunet_one_pass", |b| {
+        b.iter(|| one_pass.detect(&img))
+    });
     g.bench_function("align_112", |b| {
         b.iter(|| align::align_face(&img, &face.landmarks, 112))
     });
