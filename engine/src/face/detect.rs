@@ -98,6 +98,21 @@ impl std::fmt::Debug for Detector {
 
 const STRIDES: [usize; 3] = [8, 16, 32];
 
+/// A window of the image that a face is re-detected on.
+#[derive(Debug, Clone, Copy)]
+struct Crop {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+impl Crop {
+    fn area(&self) -> f64 {
+        f64::from(self.width) * f64::from(self.height)
+    }
+}
+
 /// Two stages pay when the coarse pass costs at most half the single enlarged pass.
 const TWO_STAGE_MIN_SCALE: f32 = std::f32::consts::SQRT_2;
 
@@ -132,8 +147,17 @@ impl Detector {
             fixed: entry.param("fixed").and_then(|v| v.parse().ok()),
             upscale_to,
             refine_margin: match entry.param("refine") {
-                Some(_) => Some(entry.param_f32("refine", 1.3)?.max(1.0)),
                 None => None,
+                Some(_) => {
+                    let margin = entry.param_f32("refine", 1.0)?;
+                    if !(margin.is_finite() && margin >= 1.0) {
+                        return Err(ModelError::Manifest(format!(
+                            "{}: refine={margin}: the crop margin must be a finite number ≥ 1",
+                            entry.id
+                        )));
+                    }
+                    Some(margin)
+                }
             },
             score_threshold: entry.param_f32("score", 0.6)?,
             nms_iou: entry.param_f32("nms_iou", 0.3)?,
@@ -158,11 +182,25 @@ impl Detector {
         let mut found = match self.refine_margin {
             Some(margin) if self.fixed.is_none() && scale >= TWO_STAGE_MIN_SCALE => {
                 let coarse = self.detect_at(img, 1.0)?;
-                let mut refined = Vec::with_capacity(coarse.len());
-                for d in coarse {
-                    refined.push(self.refine(img, d, scale, margin)?);
+                let crops: Vec<Option<Crop>> = coarse
+                    .iter()
+                    .map(|d| self.crop_around(&d.bbox, w, h, scale, margin))
+                    .collect();
+                // Many faces (a crowd, or a crafted image) would cost more in crops than the single
+                // enlarged pass: take that pass instead, so the worst case stays ~1.5× of it.
+                let crop_area: f64 = crops.iter().flatten().map(Crop::area).sum();
+                if crop_area > f64::from(w) * f64::from(h) {
+                    self.detect_at(img, scale)?
+                } else {
+                    let mut refined = Vec::with_capacity(coarse.len());
+                    for (d, crop) in coarse.into_iter().zip(crops) {
+                        refined.push(match crop {
+                            Some(crop) => self.refine(img, d, crop, scale)?,
+                            None => d,
+                        });
+                    }
+                    nms(&mut refined, self.nms_iou)
                 }
-                nms(&mut refined, self.nms_iou)
             }
             _ => self.detect_at(img, scale)?,
         };
@@ -174,9 +212,8 @@ impl Detector {
 
     /// The scale a face is detected at: the image's longest side brought down to `max_side`, or up to
     /// `upscale_to` when the manifest enlarges small images. YuNet's landmarks are less precise on the
-    /// ~100 px faces of a 250 px photo; the default row enlarges to max_side (640): one pass at 416
-    /// costs 0.42× the pixels and keeps LFW pair accuracy (99.08%), but lowered LFW 1:N rank-1 from
-    /// 96.32% to 95.73% (512: 95.88%).
+    /// ~100 px faces of a 250 px photo, so the default row enlarges to max_side (640); smaller targets
+    /// are compared in the README's LFW section.
     fn scale_for(&self, w: u32, h: u32) -> f32 {
         let limit = self.fixed.unwrap_or(self.max_side) as f32;
         let longest = w.max(h) as f32;
@@ -187,37 +224,44 @@ impl Detector {
         }
     }
 
-    /// Re-detect a face found at the image's own size on a crop around it (`margin` × its size on
-    /// each axis) enlarged by `scale`, so the face gets the pixels, and the landmarks the precision, of a
-    /// single pass over the whole enlarged image, at a fraction of its cost. The crop's detection
-    /// that overlaps the face most replaces it; a face the crop does not confirm is kept as found.
+    /// The window around a face box that refines it: `margin` × the face on each axis, grown to
+    /// (nearly) whole alignment units once enlarged by `scale` so the network sees image where it would
+    /// otherwise see padding, and shifted inside a `w` × `h` image where it would cross an edge.
+    /// `None` for a box too small or too far outside the image to crop.
+    fn crop_around(&self, b: &FaceBox, w: u32, h: u32, scale: f32, margin: f32) -> Option<Crop> {
+        let unit = self.align as f32 / scale;
+        let span = |side: f32, limit: u32| {
+            let grown = ((margin * side / unit).ceil() * unit).floor();
+            (grown.max(0.0) as u32).min(limit)
+        };
+        let (cw, ch) = (span(b.width, w), span(b.height, h));
+        // Centred on the face, then moved back inside the image (a saturating cast maps NaN to 0).
+        let start = |lo: f32, side: f32, size: u32, limit: u32| {
+            ((lo + (side - size as f32) / 2.0).round().max(0.0) as u32).min(limit - size)
+        };
+        (cw > 0 && ch > 0).then(|| Crop {
+            x: start(b.x, b.width, cw, w),
+            y: start(b.y, b.height, ch, h),
+            width: cw,
+            height: ch,
+        })
+    }
+
+    /// Re-detect a face found at the image's own size on `window` enlarged by `scale`, so the face
+    /// gets the pixels, and the landmarks comparable precision, of a single pass over the whole
+    /// enlarged image, at a fraction of its cost. The crop's detection that overlaps the face most
+    /// replaces it; a face the crop does not confirm is kept as found.
     fn refine(
         &self,
         img: &RgbImage,
         coarse: Detection,
+        window: Crop,
         scale: f32,
-        margin: f32,
     ) -> Result<Detection, ModelError> {
         let b = coarse.bbox;
-        // The crop spans `margin` × the face on each axis, grown to whole alignment units once
-        // enlarged, so the network sees image where it would otherwise see padding.
-        let unit = self.align as f32 / scale;
-        let span = |side: f32| ((margin * side / unit).ceil() * unit).floor();
-        let (cw, ch) = (span(b.width), span(b.height));
-        let clamp = |v: f32, hi: u32| (v.max(0.0) as u32).min(hi);
-        let (x0, y0) = (
-            clamp((b.x + (b.width - cw) / 2.0).round(), img.width()),
-            clamp((b.y + (b.height - ch) / 2.0).round(), img.height()),
-        );
-        let (x1, y1) = (
-            clamp(x0 as f32 + cw, img.width()),
-            clamp(y0 as f32 + ch, img.height()),
-        );
-        if x1 <= x0 || y1 <= y0 {
-            return Ok(coarse);
-        }
-        let crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
-        let (ox, oy) = (x0 as f32, y0 as f32);
+        let crop = image::imageops::crop_imm(img, window.x, window.y, window.width, window.height)
+            .to_image();
+        let (ox, oy) = (window.x as f32, window.y as f32);
         let local = FaceBox {
             x: b.x - ox,
             y: b.y - oy,
