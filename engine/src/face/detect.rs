@@ -9,10 +9,11 @@
 //! Enlarging is for the landmarks' precision, not for finding faces, so with `refine=M` an image that
 //! would be enlarged by √2 or more is detected in two stages: once at its own size, then each face
 //! again on a crop of M times its size enlarged by the same factor. On 250 px LFW photos that takes
-//! 0.54× the time of one 640 px pass, and moves templates less from that pass's than the pass itself
-//! moves them between 608 and 640 px (`tests/face_pipeline.rs`). A face too small to be found at the
-//! photo's own size is missed where the enlarged pass would have found it: on the first 100 LFW photos
-//! 121 faces against 131, all ten small background faces.
+//! about half the time of one 640 px pass, and moves templates from that pass's about as little as the
+//! pass itself moves them between 608 and 640 px (`tests/face_pipeline.rs`). A face too small to be
+//! found at the photo's own size is missed where the enlarged pass would have found it: on the first 100
+//! LFW photos 121 faces against 131, all ten small background faces. A crowd (more than eight faces,
+//! or crops covering more than the photo) takes the one pass.
 
 use image::RgbImage;
 
@@ -108,10 +109,42 @@ struct Crop {
 }
 
 impl Crop {
+    /// The window around face box `b` that refines it in a `w` × `h` image: `margin` × the face on
+    /// each axis, grown to (nearly) whole multiples of `unit` source pixels (one alignment unit once
+    /// enlarged) so the network sees image where it would otherwise see padding, and moved inside
+    /// the image where it would cross an edge. `None` for a box that is empty, not a number, or
+    /// wholly outside the image.
+    fn around(b: &FaceBox, (w, h): (u32, u32), margin: f32, unit: f32) -> Option<Crop> {
+        let overlaps =
+            b.x < w as f32 && b.y < h as f32 && b.x + b.width > 0.0 && b.y + b.height > 0.0;
+        if !overlaps {
+            return None;
+        }
+        let span = |side: f32, limit: u32| {
+            let grown = ((margin * side / unit).ceil() * unit).floor();
+            (grown.max(0.0) as u32).min(limit)
+        };
+        let (cw, ch) = (span(b.width, w), span(b.height, h));
+        // Centred on the face, then moved back inside the image (a saturating cast maps NaN to 0).
+        let start = |lo: f32, side: f32, size: u32, limit: u32| {
+            ((lo + (side - size as f32) / 2.0).round().max(0.0) as u32).min(limit - size)
+        };
+        (cw > 0 && ch > 0).then(|| Crop {
+            x: start(b.x, b.width, cw, w),
+            y: start(b.y, b.height, ch, h),
+            width: cw,
+            height: ch,
+        })
+    }
+
     fn area(&self) -> f64 {
         f64::from(self.width) * f64::from(self.height)
     }
 }
+
+/// More faces than this in a small photo are detected in one enlarged pass: each crop is a network
+/// run of its own, and a crowd's many small crops would cost more than that pass.
+const MAX_REFINED_FACES: usize = 8;
 
 /// Two stages pay when the coarse pass costs at most half the single enlarged pass.
 const TWO_STAGE_MIN_SCALE: f32 = std::f32::consts::SQRT_2;
@@ -152,7 +185,7 @@ impl Detector {
                     let margin = entry.param_f32("refine", 1.0)?;
                     if !(margin.is_finite() && margin >= 1.0) {
                         return Err(ModelError::Manifest(format!(
-                            "{}: refine={margin}: the crop margin must be a finite number ≥ 1",
+                            "model {}: refine={margin}: the crop margin must be a finite number ≥ 1",
                             entry.id
                         )));
                     }
@@ -182,14 +215,16 @@ impl Detector {
         let mut found = match self.refine_margin {
             Some(margin) if self.fixed.is_none() && scale >= TWO_STAGE_MIN_SCALE => {
                 let coarse = self.detect_at(img, 1.0)?;
+                let unit = self.align as f32 / scale;
                 let crops: Vec<Option<Crop>> = coarse
                     .iter()
-                    .map(|d| self.crop_around(&d.bbox, w, h, scale, margin))
+                    .map(|d| Crop::around(&d.bbox, (w, h), margin, unit))
                     .collect();
-                // Many faces (a crowd, or a crafted image) would cost more in crops than the single
-                // enlarged pass: take that pass instead, so the worst case stays ~1.5× of it.
+                // Many faces (a crowd, or a crafted image) would cost more in crop runs or crop
+                // pixels than the single enlarged pass: take that pass instead, so the worst case
+                // stays ~1.5× of it plus at most MAX_REFINED_FACES small runs.
                 let crop_area: f64 = crops.iter().flatten().map(Crop::area).sum();
-                if crop_area > f64::from(w) * f64::from(h) {
+                if crops.len() > MAX_REFINED_FACES || crop_area > f64::from(w) * f64::from(h) {
                     self.detect_at(img, scale)?
                 } else {
                     let mut refined = Vec::with_capacity(coarse.len());
@@ -222,29 +257,6 @@ impl Detector {
             Some(to) if fit > 1.0 => (to / longest).clamp(1.0, fit),
             _ => fit.min(1.0),
         }
-    }
-
-    /// The window around a face box that refines it: `margin` × the face on each axis, grown to
-    /// (nearly) whole alignment units once enlarged by `scale` so the network sees image where it would
-    /// otherwise see padding, and shifted inside a `w` × `h` image where it would cross an edge.
-    /// `None` for a box too small or too far outside the image to crop.
-    fn crop_around(&self, b: &FaceBox, w: u32, h: u32, scale: f32, margin: f32) -> Option<Crop> {
-        let unit = self.align as f32 / scale;
-        let span = |side: f32, limit: u32| {
-            let grown = ((margin * side / unit).ceil() * unit).floor();
-            (grown.max(0.0) as u32).min(limit)
-        };
-        let (cw, ch) = (span(b.width, w), span(b.height, h));
-        // Centred on the face, then moved back inside the image (a saturating cast maps NaN to 0).
-        let start = |lo: f32, side: f32, size: u32, limit: u32| {
-            ((lo + (side - size as f32) / 2.0).round().max(0.0) as u32).min(limit - size)
-        };
-        (cw > 0 && ch > 0).then(|| Crop {
-            x: start(b.x, b.width, cw, w),
-            y: start(b.y, b.height, ch, h),
-            width: cw,
-            height: ch,
-        })
     }
 
     /// Re-detect a face found at the image's own size on `window` enlarged by `scale`, so the face
@@ -575,6 +587,49 @@ pub fn nms(found: &mut [Detection], iou: f32) -> Vec<Detection> {
 
 #[cfg(test)]
 mod tests {
+
+    fn face(x: f32, y: f32, width: f32, height: f32) -> FaceBox {
+        FaceBox {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn a_crop_is_centred_on_the_face_and_grown_to_whole_units() {
+        // 100×120 face in a 250×250 photo, units of 12.5 px (32 px enlarged 2.56×).
+        let c = Crop::around(&face(75.0, 60.0, 100.0, 120.0), (250, 250), 1.3, 12.5).unwrap();
+        assert_eq!((c.width, c.height), (137, 162)); // 1.3 × 100 → 11 units, 1.3 × 120 → 13 units
+        assert_eq!((c.x, c.y), (57, 39));
+    }
+
+    #[test]
+    fn a_crop_crossing_an_edge_is_moved_inside_with_its_size() {
+        let c = Crop::around(&face(190.0, 200.0, 60.0, 50.0), (250, 250), 1.3, 12.5).unwrap();
+        assert_eq!((c.x + c.width, c.y + c.height), (250, 250));
+        assert_eq!((c.width, c.height), (87, 75));
+        let c = Crop::around(&face(-20.0, -10.0, 60.0, 50.0), (250, 250), 1.3, 12.5).unwrap();
+        assert_eq!((c.x, c.y, c.width, c.height), (0, 0, 87, 75));
+        // Larger than the photo: the whole photo.
+        let c = Crop::around(&face(-50.0, -50.0, 400.0, 400.0), (250, 200), 1.3, 12.5).unwrap();
+        assert_eq!((c.x, c.y, c.width, c.height), (0, 0, 250, 200));
+    }
+
+    #[test]
+    fn no_crop_for_an_empty_nan_or_outside_box() {
+        for b in [
+            face(10.0, 10.0, 0.0, 40.0),
+            face(f32::NAN, 10.0, 40.0, 40.0),
+            face(10.0, 10.0, f32::NAN, 40.0),
+            face(300.0, 10.0, 40.0, 40.0),
+            face(10.0, -80.0, 40.0, 40.0),
+        ] {
+            assert!(Crop::around(&b, (250, 250), 1.3, 12.5).is_none(), "{b:?}");
+        }
+    }
+
     use super::*;
 
     /// The per-pixel form [`planar_tensor_resized`] replaced: four neighbours per output value.

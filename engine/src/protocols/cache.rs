@@ -31,7 +31,7 @@ use crate::template::{Modality, Template};
 
 /// Bump when detection, alignment or embedding pre-processing changes in a way the manifest rows and
 /// the face configuration do not show (code, not settings): every older entry then misses.
-pub const PIPELINE_REVISION: u32 = 2;
+pub const PIPELINE_REVISION: u32 = 3;
 
 /// Errors of the cache itself (I/O). Lookups never fail: an unreadable entry is a miss.
 #[derive(Debug, thiserror::Error)]
