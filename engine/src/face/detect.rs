@@ -67,6 +67,20 @@ pub struct Detection {
     pub score: f32,
 }
 
+impl Detection {
+    /// Carry the box and landmarks from coordinates scaled by `(sx, sy)` and offset by `(ox, oy)`
+    /// back to the source's: `x / sx + ox` (a network input back to its image, a crop back to its
+    /// photo).
+    fn unmap(&mut self, (sx, sy): (f32, f32), (ox, oy): (f32, f32)) {
+        let b = &mut self.bbox;
+        (b.x, b.width) = (b.x / sx + ox, b.width / sx);
+        (b.y, b.height) = (b.y / sy + oy, b.height / sy);
+        for p in &mut self.landmarks {
+            *p = [p[0] / sx + ox, p[1] / sy + oy];
+        }
+    }
+}
+
 enum Decoder {
     YuNet,
     Scrfd { anchors: usize },
@@ -287,12 +301,7 @@ impl Detector {
             .max_by(|a, b| a.0.total_cmp(&b.0));
         Ok(match best {
             Some((_, mut d)) => {
-                d.bbox.x += ox;
-                d.bbox.y += oy;
-                for p in &mut d.landmarks {
-                    p[0] += ox;
-                    p[1] += oy;
-                }
+                d.unmap((1.0, 1.0), (ox, oy));
                 d
             }
             None => coarse,
@@ -335,14 +344,7 @@ impl Detector {
         let mut kept = nms(&mut found, self.nms_iou);
         let (sx, sy) = (sw as f32 / w as f32, sh as f32 / h as f32);
         for d in &mut kept {
-            d.bbox.x /= sx;
-            d.bbox.width /= sx;
-            d.bbox.y /= sy;
-            d.bbox.height /= sy;
-            for p in &mut d.landmarks {
-                p[0] /= sx;
-                p[1] /= sy;
-            }
+            d.unmap((sx, sy), (0.0, 0.0));
         }
         Ok(kept)
     }
@@ -587,6 +589,7 @@ pub fn nms(found: &mut [Detection], iou: f32) -> Vec<Detection> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     fn face(x: f32, y: f32, width: f32, height: f32) -> FaceBox {
         FaceBox {
@@ -629,8 +632,6 @@ mod tests {
             assert!(Crop::around(&b, (250, 250), 1.3, 12.5).is_none(), "{b:?}");
         }
     }
-
-    use super::*;
 
     /// The per-pixel form [`planar_tensor_resized`] replaced: four neighbours per output value.
     fn per_pixel_reference(
