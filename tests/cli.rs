@@ -161,6 +161,54 @@ fn eval_fvc_writes_a_report_folder_per_database() {
 }
 
 #[test]
+fn eval_fvc_compares_minutiae_with_a_reference_extractor() {
+    // Against itself every minutia is found and confirmed, and the confirmed templates are the
+    // evaluated ones, so their EER is the evaluation's own.
+    let run = sinhtrac()
+        .args(["eval", "fvc", "--reference", "classical", "--data"])
+        .arg(datasets().join("fingerprints/fvc2002"))
+        .succeeds();
+    let out = String::from_utf8_lossy(&run.stdout);
+    let row: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("recall"))
+        .find(|l| l.trim_start().starts_with("DB1_B"))
+        .unwrap_or_else(|| panic!("no comparison row in:\n{out}"))
+        .split_whitespace()
+        .collect();
+    // database, ours/img, ref/img, recall, precision, ext EER, confirmed EER, confirmed ext EER
+    assert_eq!(row.len(), 8, "{row:?}");
+    assert_eq!(row[1], row[2], "{row:?}");
+    assert!(row[1].parse::<f64>().unwrap() > 20.0, "{row:?}");
+    assert_eq!((row[3], row[4]), ("100.0%", "100.0%"), "{row:?}");
+    assert_eq!(row[5], row[7], "{row:?}");
+    let fvc_eer = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("DB1_B"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("evaluation row");
+    assert_eq!(format!("{fvc_eer}%"), row[6], "{out}");
+
+    let bad = sinhtrac()
+        .args([
+            "eval",
+            "fvc",
+            "--reference",
+            "classical",
+            "--reference-distance",
+            "0",
+        ])
+        .output()
+        .expect("run sinhtrac");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--reference-distance"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
 fn bench_finger_reports_speed_and_the_cost_of_pre_selection() {
     let json =
         std::env::temp_dir().join(format!("sinhtrac-bench-finger-{}.json", std::process::id()));

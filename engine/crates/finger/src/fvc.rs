@@ -371,6 +371,24 @@ pub fn evaluate_tree_cross(
     probe: Option<&dyn Extractor>,
     dpi: u16,
 ) -> Result<FvcReport> {
+    let mut databases = Vec::new();
+    for (name, dir) in databases_under(root)? {
+        let mut r = evaluate_database_cross(&dir, gallery, probe, dpi)?;
+        r.name = name;
+        databases.push(r);
+    }
+    let n = databases.len() as f64;
+    Ok(FvcReport {
+        mean_eer: databases.iter().map(|d| d.fvc.eer).sum::<f64>() / n,
+        mean_extended_eer: databases.iter().map(|d| d.extended.eer).sum::<f64>() / n,
+        databases,
+    })
+}
+
+/// The databases [`evaluate_tree`] reports, as (name, folder): `root` if it
+/// holds images itself, else every folder below it (up to three levels)
+/// that does, in path order, named by their path below `root`.
+pub fn databases_under(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut dirs = Vec::new();
     collect_dirs(root, 0, &mut dirs)?;
     if dirs.is_empty() {
@@ -380,24 +398,19 @@ pub fn evaluate_tree_cross(
         });
     }
     dirs.sort();
-    let mut databases = Vec::new();
-    for d in &dirs {
-        let mut r = evaluate_database_cross(d, gallery, probe, dpi)?;
-        r.name = d
-            .strip_prefix(root)
-            .ok()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(d)
-            .display()
-            .to_string();
-        databases.push(r);
-    }
-    let n = databases.len() as f64;
-    Ok(FvcReport {
-        mean_eer: databases.iter().map(|d| d.fvc.eer).sum::<f64>() / n,
-        mean_extended_eer: databases.iter().map(|d| d.extended.eer).sum::<f64>() / n,
-        databases,
-    })
+    Ok(dirs
+        .into_iter()
+        .map(|d| {
+            let name = d
+                .strip_prefix(root)
+                .ok()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(&d)
+                .display()
+                .to_string();
+            (name, d)
+        })
+        .collect())
 }
 
 fn collect_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {

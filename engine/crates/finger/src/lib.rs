@@ -13,7 +13,8 @@
 //! - [`Matcher`] (MCC-Bit + LSS-R) is built once per probe and scores
 //!   candidates in `[0, 1]` from any thread; [`Gallery`] does 1:N with a
 //!   coarse pre-selection and multi-finger fusion.
-//! - [`fvc`] runs the FVC protocol over a folder of `NNN_M` images.
+//! - [`fvc`] runs the FVC protocol over a folder of `NNN_M` images;
+//!   [`reference`] compares an extractor's minutiae with a reference's.
 //!
 //! ```
 //! use sinhtrac_finger::{ClassicalExtractor, Extractor, FingerError, ImageView};
@@ -32,6 +33,7 @@ mod extract;
 pub mod fvc;
 mod mcc;
 pub mod params;
+pub mod reference;
 mod search;
 mod standard;
 mod template;

@@ -4,9 +4,10 @@ mod common;
 
 use common::{db, template};
 use sinhtrac_finger::params::DEFAULT_THRESHOLD;
+use sinhtrac_finger::reference::{agreement, agreement_tree, ConfirmedExtractor};
 use sinhtrac_finger::{
-    fvc, ClassicalExtractor, Extractor, FingerPosition, Gallery, ImageView, Matcher, SearchOptions,
-    SearchTemplate,
+    fvc, ClassicalExtractor, Extractor, FingerError, FingerPosition, Gallery, ImageView, Matcher,
+    SearchOptions, SearchTemplate,
 };
 
 const DB: &str = "fvc2002/DB1_B";
@@ -181,4 +182,57 @@ fn fvc_protocol_counts_pairs() {
     assert!(report.fvc.eer < 0.25, "EER {}", report.fvc.eer);
     let json = serde_json::to_string(&report).expect("serialise");
     assert!(json.contains("\"extended\""));
+}
+
+/// The classical extractor with every minutia moved `shift` pixels right: a
+/// stand-in reference whose distance to the classical minutiae is known.
+struct Shifted(u16);
+
+impl Extractor for Shifted {
+    fn extract(
+        &self,
+        image: &ImageView<'_>,
+    ) -> sinhtrac_finger::Result<sinhtrac_finger::FingerTemplate> {
+        let mut t = ClassicalExtractor.extract(image)?;
+        for m in &mut t.minutiae {
+            m.x += self.0;
+        }
+        Ok(t)
+    }
+
+    fn name(&self) -> &'static str {
+        "shifted"
+    }
+}
+
+#[test]
+fn reference_comparison_pairs_minutiae_within_the_distance() {
+    let path = db(DB).join("103_2.tif");
+    let (w, h, px) = fvc::load_gray(&path).expect("decode");
+    let view = ImageView::new(w, h, &px, 500).expect("view");
+    let ours = ClassicalExtractor.extract(&view).expect("extract");
+    let near = Shifted(5).extract(&view).expect("extract");
+    let a = agreement(&ours, &near, 8.0);
+    assert_eq!((a.recall(), a.precision()), (1.0, 1.0), "{a:?}");
+    let far = Shifted(12).extract(&view).expect("extract");
+    let b = agreement(&ours, &far, 8.0);
+    // Only minutiae that happen to have a neighbour ~12 px to the left pair up.
+    assert!(b.confirmed < ours.minutiae.len() / 2, "{b:?}");
+
+    // Confirmed by itself: the same template; by a far reference: too few left to enrol.
+    let same = ConfirmedExtractor::new(&ClassicalExtractor, &ClassicalExtractor, 8.0);
+    assert_eq!(same.extract(&view).expect("extract"), ours);
+    let none = ConfirmedExtractor::new(&ClassicalExtractor, &Shifted(40), 8.0);
+    assert!(
+        matches!(none.extract(&view), Err(FingerError::TooFewMinutiae { .. })),
+        "a reference that confirms nothing leaves too few minutiae"
+    );
+
+    // Summed per database, in evaluate_tree's order and names.
+    let root = db("fvc2002");
+    let rows = agreement_tree(&root, &ClassicalExtractor, &Shifted(5), 500, 8.0).expect("tree");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "DB1_B");
+    assert_eq!(rows[0].1.images, 80);
+    assert_eq!(rows[0].1.recall(), 1.0);
 }
