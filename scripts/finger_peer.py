@@ -13,6 +13,8 @@ scored 1.0 for both a genuine and an impostor pair of FVC2002 DB1, so neither is
         --extractors mindtct gabor --matchers mcc --out finger_peer.json
     .venv-afis/bin/python scripts/finger_peer.py --data ../shared/datasets/fingerprints \
         --extractors mindtct --matchers bozorth3 --no-extended   # NIST's own pairing, 0.2 s a comparison
+    .venv-afis/bin/python scripts/finger_peer.py --data ../shared/datasets/fingerprints/fvc2002 \
+        --extractors leader --matchers mcc                       # ~1.2 s an image
 
 Protocol (as `engine/crates/finger/src/fvc.rs`): genuine = every pair of impressions of a finger; FVC
 impostors = the first impression of each finger against the first of every other; extended impostors =
