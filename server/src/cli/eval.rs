@@ -527,8 +527,6 @@ fn write_lfw_report(dir: &std::path::Path, r: &LfwReport) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// One report folder per FVC database (`<dir>/<database path with / as _>/`): the extended impostor set,
-/// since the standard one is too small for a DET curve.
 /// `eval fvc --reference`: how the evaluated extractor's minutiae compare with a reference extractor's.
 fn compare_with_reference(
     data: &std::path::Path,
@@ -578,6 +576,8 @@ fn compare_with_reference(
     Ok(())
 }
 
+/// One report folder per FVC database (`<dir>/<database path with / as _>/`): the extended impostor set,
+/// since the standard one is too small for a DET curve.
 fn write_fvc_reports(
     dir: &std::path::Path,
     r: &sinhtrac_finger::fvc::FvcReport,
