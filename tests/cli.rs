@@ -189,23 +189,28 @@ fn eval_fvc_compares_minutiae_with_a_reference_extractor() {
         .expect("evaluation row");
     assert_eq!(format!("{fvc_eer}%"), row[6], "{out}");
 
-    let bad = sinhtrac()
-        .args([
-            "eval",
-            "fvc",
-            "--reference",
-            "classical",
-            "--reference-distance",
-            "0",
-        ])
-        .output()
-        .expect("run sinhtrac");
-    assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("--reference-distance"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    for (args, says) in [
+        (
+            &["--reference", "classical", "--reference-distance", "0"][..],
+            "--reference-distance must be a positive",
+        ),
+        (&["--reference-distance", "4"][..], "--reference <"),
+        (
+            &["--reference", "classical", "--probe-extractor", "classical"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let bad = sinhtrac()
+            .args(["eval", "fvc"])
+            .args(args)
+            .output()
+            .expect("run sinhtrac");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            !bad.status.success() && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -213,10 +213,10 @@ pub struct FvcArgs {
     /// Also compare the extractor's minutiae with this reference extractor's on every image (a diagnostic
     /// for extractor work): recall and precision at --reference-distance, and the error rates of the
     /// extractor's minutiae that the reference confirms.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "probe_extractor")]
     pub reference: Option<FingerExtractor>,
     /// Pixels (at 500 dpi) within which two minutiae count as the same one, for --reference.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 8.0, requires = "reference")]
     pub reference_distance: f32,
     /// Template cache for learned extractors (the classical one is not cached); timings of cache hits are
     /// meaningless, so time with --no-cache.
@@ -572,6 +572,12 @@ fn compare_with_reference(
             c.fvc.eer * 100.0,
             c.extended.eer * 100.0
         );
+        if a.failed > 0 {
+            println!(
+                "  {:<22} ({} image(s) left out of the counts: an extractor refused them)",
+                "", a.failed
+            );
+        }
     }
     Ok(())
 }

@@ -7,9 +7,9 @@
 //! those templates are no better, false minutiae are not what costs
 //! accuracy. *Recall*: which share of the reference's minutiae does it find
 //! at all? [`agreement`] counts both, a minutia "found" when one of the
-//! other side lies within a distance (positions only: directions of paired
-//! minutiae agree to within 30° for > 98% of pairs of our two extractors,
-//! measured on FVC).
+//! other side lies within a distance (positions only: the directions of
+//! paired classical and LEADER minutiae agree to within 30° for 97.9–99.6%
+//! of the pairs on the five FVC databases).
 
 use crate::error::Result;
 use crate::extract::{finish_template, Extractor, ImageView};
@@ -19,11 +19,15 @@ use rayon::prelude::*;
 use std::path::Path;
 
 /// Minutiae counts of one template against a reference template of the
-/// same image.
+/// same image. Counts are not a one-to-one pairing: one reference minutia
+/// near two of ours confirms both, so a cluster of false minutiae around a
+/// true one raises precision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Agreement {
     /// Images (templates) counted: 1 for one pair, more for a sum.
     pub images: usize,
+    /// Images left out because either extractor refused them (sums only).
+    pub failed: usize,
     /// Minutiae in the template.
     pub minutiae: usize,
     /// Of those, how many have a reference minutia within the distance.
@@ -59,6 +63,7 @@ impl Agreement {
 impl std::ops::AddAssign for Agreement {
     fn add_assign(&mut self, o: Self) {
         self.images += o.images;
+        self.failed += o.failed;
         self.minutiae += o.minutiae;
         self.confirmed += o.confirmed;
         self.reference += o.reference;
@@ -95,6 +100,7 @@ pub fn agreement(
     let (ours, theirs) = (&template.minutiae, &reference.minutiae);
     Agreement {
         images: 1,
+        failed: 0,
         minutiae: ours.len(),
         confirmed: ours.iter().filter(|m| near(m, theirs, max_dist)).count(),
         reference: theirs.len(),
@@ -104,7 +110,8 @@ pub fn agreement(
 
 /// [`Agreement`] summed over every image of each database under `root`
 /// (the folders [`fvc::evaluate_tree`] reports, in the same order and with
-/// the same names); images either extractor fails on are left out.
+/// the same names); images either extractor fails on are left out and
+/// counted in [`Agreement::failed`].
 pub fn agreement_tree(
     root: &Path,
     extractor: &dyn Extractor,
@@ -122,7 +129,10 @@ pub fn agreement_tree(
                     let view = ImageView::new(w, h, &px, dpi)?;
                     Ok(match (extractor.extract(&view), reference.extract(&view)) {
                         (Ok(t), Ok(r)) => agreement(&t, &r, max_dist),
-                        _ => Agreement::default(),
+                        _ => Agreement {
+                            failed: 1,
+                            ..Agreement::default()
+                        },
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -206,6 +216,7 @@ mod tests {
             a,
             Agreement {
                 images: 1,
+                failed: 0,
                 minutiae: 3,
                 confirmed: 1,
                 reference: 4,
