@@ -20,6 +20,7 @@ mod orientation;
 pub(crate) mod plane;
 mod resample;
 mod segmentation;
+mod spectral;
 mod thinning;
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Stage 3: ridge orientation field from smoothed gradient tensors.
+//! Stage 3: ridge orientation field from smoothed gradient tensors,
+//! blended with the window spectra's estimate.
 
 use super::plane::{box_mean, Plane};
-use crate::params::{ORIENT_RADIUS, ORIENT_SMOOTH_RADIUS};
+use super::spectral::spectral_field;
+use crate::params::{ORIENT_RADIUS, ORIENT_SMOOTH_RADIUS, SPECTRAL_BLEND};
 use std::f32::consts::FRAC_PI_2;
 
 /// Per-pixel ridge orientation (radians in `[0, π)`, image coordinates)
@@ -50,6 +52,19 @@ pub(crate) fn orientation(norm: &Plane<f32>) -> OrientationField {
         } else {
             0.0
         };
+    }
+    // Blend in the spectral estimate with the pixel's full gradient energy,
+    // so incoherent (dotted, faint) areas take their direction from it.
+    let spectral = spectral_field(norm);
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let energy = gxx.data[i] + gyy.data[i];
+            if let Some((c, s)) = spectral.direction_at(x, y) {
+                c2.data[i] = (1.0 - SPECTRAL_BLEND) * c2.data[i] + SPECTRAL_BLEND * energy * c;
+                s2.data[i] = (1.0 - SPECTRAL_BLEND) * s2.data[i] + SPECTRAL_BLEND * energy * s;
+            }
+        }
     }
     // Two passes ≈ a triangular (nearly Gaussian) smoothing kernel.
     let c2 = box_mean(
