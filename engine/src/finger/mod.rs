@@ -39,7 +39,7 @@ pub const CLASSICAL_MODEL_ID: &str = "finger-classical";
 /// What the classical pipeline's version hash covers: bump it whenever the extractor's or the matcher's
 /// parameters change, so calibrations and stored galleries made with the old scores are refused.
 pub const CLASSICAL_PIPELINE: &str =
-    "sinhtrac-finger classical extractor v3 (Fourier ridge period, spectral orientation blend) + MCC-Bit/LSS-R matcher v1 (params.rs of 2026-12-01)";
+    "sinhtrac-finger classical extractor v3 (Fourier ridge period, spectral orientation blend, period-scaled structure tensor) + MCC-Bit/LSS-R matcher v1 (params.rs of 2026-12-01)";
 
 /// Model id of templates made by the LEADER network (see [`FingerSpace::leader`]).
 pub const LEADER_MODEL_ID: &str = "finger-leader";

@@ -9,15 +9,30 @@ use super::plane::Plane;
 use crate::params::{SPECTRAL_MAX_PERIOD, SPECTRAL_MIN_PERIOD, SPECTRAL_WINDOW};
 use std::f32::consts::PI;
 
-/// Windows are analysed at half resolution: ridge periods of 4.5 px and up
-/// stay above the Nyquist limit and the transform costs a quarter.
+/// Windows are analysed at half resolution (a 2×2 box average): ridge
+/// periods of 4.5 px and up stay above the Nyquist limit and the transform
+/// costs a quarter. The box is a weak anti-alias filter, so pores and noise
+/// at 3–4 px fold into the band's short end; the refinement below and the
+/// blend with the gradient tensor keep that from deciding a direction.
 const DOWNSAMPLE: usize = 2;
-/// Components within this angle of the peak refine its direction.
+const _: () = assert!(DOWNSAMPLE == 2, "downsample() averages 2×2 blocks");
+const _: () = assert!(
+    SPECTRAL_WINDOW / DOWNSAMPLE >= 8,
+    "the band needs a few frequency bins"
+);
+/// Components within this angle of the peak refine its direction: the Hann
+/// window spreads one ridge direction over the neighbouring bins, and a
+/// gently curving ridge flow over a few more; 30° keeps those and leaves
+/// out a second, crossing pattern (creases).
 const REFINE_HALF_ANGLE: f32 = PI / 6.0;
+/// Windows whose peak holds at least this share of the band energy vote for
+/// the print's ridge period; blank and textured windows spread their energy.
+const PERIOD_MIN_SHARE: f32 = 0.1;
 
 /// Direction across the ridges (the wave vector's, as a doubled-angle unit
 /// vector scaled by the peak's share of the band energy) on a grid of
-/// window centres, interpolated bilinearly in between.
+/// window centres, interpolated bilinearly in between, and the print's
+/// typical ridge period.
 pub(crate) struct SpectralField {
     /// Full-resolution distance between window centres.
     step: usize,
@@ -25,11 +40,16 @@ pub(crate) struct SpectralField {
     rows: usize,
     /// `share · (cos 2φ, sin 2φ)` per window, row-major.
     vectors: Vec<(f32, f32)>,
+    /// Median full-resolution ridge period of the windows with a clear
+    /// peak; `None` when no window has one.
+    pub(crate) median_period: Option<f32>,
 }
 
 impl SpectralField {
     /// Doubled-angle direction across the ridges at a full-resolution pixel,
-    /// as a unit vector; `None` where no window saw ridges.
+    /// as a unit vector; `None` where the four nearest windows are blank or
+    /// their directions cancel. Any texture gives a direction, ridges or not:
+    /// the orientation stage weighs it by the pixel's gradient energy.
     pub(crate) fn direction_at(&self, x: usize, y: usize) -> Option<(f32, f32)> {
         let half = self.step as f32 / 2.0;
         let fx = ((x as f32 - half) / self.step as f32).max(0.0);
@@ -64,7 +84,7 @@ pub(crate) fn spectral_field(norm: &Plane<f32>) -> SpectralField {
     let step = SPECTRAL_WINDOW / 2;
     let cols = norm.width.div_ceil(step).max(1);
     let rows = norm.height.div_ceil(step).max(1);
-    // Integer frequency radii (cycles per window) of the period band.
+    // Frequency radii (cycles per window, half resolution) of the band.
     let r_min = n as f32 / (SPECTRAL_MAX_PERIOD / DOWNSAMPLE as f32);
     let r_max = n as f32 / (SPECTRAL_MIN_PERIOD / DOWNSAMPLE as f32);
     let k = (r_max.floor() as usize).min(n / 2 - 1);
@@ -92,6 +112,7 @@ pub(crate) fn spectral_field(norm: &Plane<f32>) -> SpectralField {
     let mut row_dft = vec![(0f32, 0f32); n * (k + 1)];
     let mut energies = vec![0f32; bins.len()];
     let mut vectors = vec![(0f32, 0f32); cols * rows];
+    let mut periods = Vec::with_capacity(cols * rows);
     for by in 0..rows {
         for bx in 0..cols {
             let cx = ((bx * step + step / 2) / DOWNSAMPLE) as isize;
@@ -153,15 +174,22 @@ pub(crate) fn spectral_field(norm: &Plane<f32>) -> SpectralField {
                 }
             }
             let share = energies[peak] / total;
+            if share >= PERIOD_MIN_SHARE {
+                let (u, v, _) = bins[peak];
+                let radius = ((u * u) as f32 + (v * v) as f32).sqrt();
+                periods.push(SPECTRAL_WINDOW as f32 / radius);
+            }
             let phi2 = s.atan2(c);
             vectors[by * cols + bx] = (share * phi2.cos(), share * phi2.sin());
         }
     }
+    periods.sort_by(f32::total_cmp);
     SpectralField {
         step,
         cols,
         rows,
         vectors,
+        median_period: periods.get(periods.len() / 2).copied(),
     }
 }
 
@@ -238,6 +266,65 @@ mod tests {
             let err = angle_error_degrees(&field, x, y, normal);
             assert!(err < 6.0, "off by {err:.1}°");
         }
+    }
+
+    #[test]
+    fn two_regions_of_a_non_square_print_keep_their_own_directions() {
+        // Left half at 20°, right half at 110°, 320 × 192: a swapped row and
+        // column index or a misplaced window centre would mix them up.
+        let (w, h) = (320, 192);
+        let left = grating(w, h, 9.0, 20f32.to_radians(), 0.0);
+        let right = grating(w, h, 9.0, 110f32.to_radians(), 0.0);
+        let mut p = Plane::<f32>::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let src = if x < w / 2 { &left } else { &right };
+                p.data[y * w + x] = src.at(x, y);
+            }
+        }
+        let field = spectral_field(&p);
+        for &(x, y, deg) in &[
+            (48, 48, 20f32),
+            (80, 150, 20.0),
+            (240, 48, 110.0),
+            (280, 150, 110.0),
+        ] {
+            let err = angle_error_degrees(&field, x, y, deg.to_radians());
+            assert!(err < 6.0, "({x}, {y}) off by {err:.1}°");
+        }
+    }
+
+    #[test]
+    fn small_and_odd_sizes_answer_at_every_corner() {
+        for &(w, h) in &[(64, 64), (65, 97), (97, 65)] {
+            let normal = 60f32.to_radians();
+            let field = spectral_field(&grating(w, h, 8.0, normal, 0.0));
+            for &(x, y) in &[
+                (0, 0),
+                (w - 1, 0),
+                (0, h - 1),
+                (w - 1, h - 1),
+                (w / 2, h / 2),
+            ] {
+                let err = angle_error_degrees(&field, x, y, normal);
+                assert!(err < 8.0, "{w}x{h} at ({x}, {y}): off by {err:.1}°");
+            }
+        }
+    }
+
+    #[test]
+    fn median_period_follows_the_ridges() {
+        for &period in &[6.0f32, 9.0, 12.0, 15.0] {
+            let field = spectral_field(&grating(256, 256, period, 0.6, 0.5));
+            let found = field.median_period.expect("ridges everywhere");
+            assert!(
+                (found - period).abs() <= 0.15 * period,
+                "period {period}: found {found:.2}"
+            );
+        }
+        assert!(spectral_field(&Plane::<f32>::new(128, 128))
+            .median_period
+            .is_none());
     }
 
     #[test]
