@@ -862,22 +862,23 @@ async fn overload_is_shed_and_deadlines_stop_work() {
         r.set_timeout(Duration::from_secs(60));
         r
     };
-    // A large image keeps the one worker busy for a while.
-    let big = {
+    // Large images keep the one worker busy for a while.
+    let heavy_compare = |side: u32| {
         let img = image::imageops::resize(
             &rgb(&lfw("Colin_Powell", 40)),
-            2400,
-            2400,
+            side,
+            side,
             image::imageops::FilterType::Triangle,
         );
-        encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+        let big = encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg);
+        proto::CompareRequest {
+            a: Some(bytes(big.clone())),
+            b: Some(bytes(big)),
+            check_liveness_a: true,
+            ..Default::default()
+        }
     };
-    let heavy = proto::CompareRequest {
-        a: Some(bytes(big.clone())),
-        b: Some(bytes(big)),
-        check_liveness_a: true,
-        ..Default::default()
-    };
+    let heavy = heavy_compare(2400);
     let mut calls = Vec::new();
     for _ in 0..8 {
         let mut c = c.clone();
@@ -899,10 +900,14 @@ async fn overload_is_shed_and_deadlines_stop_work() {
     assert!(ok >= 1 && shed >= 1, "ok {ok} shed {shed}");
 
     // While the worker is busy, a call that cannot start before its deadline gets DEADLINE_EXCEEDED.
+    // The busy call must outlast the 100 ms default deadline by a wide margin on a fast, idle machine
+    // (the 2400-px compare above can finish in ~130 ms there), so it decodes and downsizes two
+    // 4800-px images: four times the pixels.
     let mut busy = c.clone();
-    let r = unhurried(&busy, heavy.clone());
+    let r = unhurried(&busy, heavy_compare(4800));
     let running = tokio::spawn(async move { busy.inner.compare(r).await });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Long enough for the megabytes of the busy call to arrive and take the worker.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut hurried = c.clone();
     let r = hurried.req(proto::GalleryStatsRequest {});
     assert_status(
