@@ -115,6 +115,7 @@ fn tensor_radius(period: Option<f32>) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spectral::tests::grating;
     use super::*;
     use std::f32::consts::PI;
 
@@ -123,14 +124,7 @@ mod tests {
         let (w, h) = (224, 256);
         for deg in [0f32, 30.0, 75.0, 120.0, 160.0] {
             let normal = deg.to_radians();
-            let mut p = Plane::<f32>::new(w, h);
-            for y in 0..h {
-                for x in 0..w {
-                    let across = x as f32 * normal.cos() + y as f32 * normal.sin();
-                    p.data[y * w + x] = (2.0 * PI * across / 9.0).cos();
-                }
-            }
-            let field = orientation(&p);
+            let field = orientation(&grating(w, h, 9.0, normal, 0.0));
             let ridge = (normal + FRAC_PI_2).rem_euclid(PI);
             for &(x, y) in &[(112, 128), (60, 70), (170, 200)] {
                 let mut d = (field.angle.at(x, y) - ridge).abs();

@@ -5,7 +5,7 @@
 //! gradient tensor, that peak is not disturbed by dotted, faint or pored
 //! ridges, whose every dot contributes gradients in all directions.
 
-use super::plane::Plane;
+use super::plane::{bilinear, Plane};
 use crate::params::{SPECTRAL_MAX_PERIOD, SPECTRAL_MIN_PERIOD, SPECTRAL_WINDOW};
 use std::f32::consts::PI;
 
@@ -36,10 +36,9 @@ const PERIOD_MIN_SHARE: f32 = 0.1;
 pub(crate) struct SpectralField {
     /// Full-resolution distance between window centres.
     step: usize,
-    cols: usize,
-    rows: usize,
-    /// `share · (cos 2φ, sin 2φ)` per window, row-major.
-    vectors: Vec<(f32, f32)>,
+    /// `share · cos 2φ` and `share · sin 2φ` per window.
+    cos2: Plane<f32>,
+    sin2: Plane<f32>,
     /// Median full-resolution ridge period of the windows with a clear
     /// peak; `None` when no window has one.
     pub(crate) median_period: Option<f32>,
@@ -51,26 +50,11 @@ impl SpectralField {
     /// their directions cancel. Any texture gives a direction, ridges or not:
     /// the orientation stage weighs it by the pixel's gradient energy.
     pub(crate) fn direction_at(&self, x: usize, y: usize) -> Option<(f32, f32)> {
+        // Window (bx, by) is centred on full-resolution pixel step·b + step/2.
         let half = self.step as f32 / 2.0;
-        let fx = ((x as f32 - half) / self.step as f32).max(0.0);
-        let fy = ((y as f32 - half) / self.step as f32).max(0.0);
-        let (x0, y0) = (
-            (fx as usize).min(self.cols - 1),
-            (fy as usize).min(self.rows - 1),
-        );
-        let (x1, y1) = ((x0 + 1).min(self.cols - 1), (y0 + 1).min(self.rows - 1));
-        let (ax, ay) = ((fx - x0 as f32).min(1.0), (fy - y0 as f32).min(1.0));
-        let (mut c, mut s) = (0f32, 0f32);
-        for (cx, cy, weight) in [
-            (x0, y0, (1.0 - ax) * (1.0 - ay)),
-            (x1, y0, ax * (1.0 - ay)),
-            (x0, y1, (1.0 - ax) * ay),
-            (x1, y1, ax * ay),
-        ] {
-            let (vc, vs) = self.vectors[cy * self.cols + cx];
-            c += weight * vc;
-            s += weight * vs;
-        }
+        let fx = (x as f32 - half) / self.step as f32;
+        let fy = (y as f32 - half) / self.step as f32;
+        let (c, s) = (bilinear(&self.cos2, fx, fy), bilinear(&self.sin2, fx, fy));
         let norm = (c * c + s * s).sqrt();
         (norm > 1e-12).then(|| (c / norm, s / norm))
     }
@@ -111,7 +95,8 @@ pub(crate) fn spectral_field(norm: &Plane<f32>) -> SpectralField {
     // Row transforms for u = 0..=k; negative u are their conjugates.
     let mut row_dft = vec![(0f32, 0f32); n * (k + 1)];
     let mut energies = vec![0f32; bins.len()];
-    let mut vectors = vec![(0f32, 0f32); cols * rows];
+    let mut cos2 = Plane::<f32>::new(cols, rows);
+    let mut sin2 = Plane::<f32>::new(cols, rows);
     let mut periods = Vec::with_capacity(cols * rows);
     for by in 0..rows {
         for bx in 0..cols {
@@ -180,15 +165,15 @@ pub(crate) fn spectral_field(norm: &Plane<f32>) -> SpectralField {
                 periods.push(SPECTRAL_WINDOW as f32 / radius);
             }
             let phi2 = s.atan2(c);
-            vectors[by * cols + bx] = (share * phi2.cos(), share * phi2.sin());
+            cos2.set(bx, by, share * phi2.cos());
+            sin2.set(bx, by, share * phi2.sin());
         }
     }
     periods.sort_by(f32::total_cmp);
     SpectralField {
         step,
-        cols,
-        rows,
-        vectors,
+        cos2,
+        sin2,
         median_period: periods.get(periods.len() / 2).copied(),
     }
 }
@@ -211,13 +196,13 @@ fn downsample(src: &Plane<f32>) -> Plane<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Parallel ridges of the given period whose normal is at `normal`
     /// radians, buried in uniform pixel noise of `noise` times their
     /// amplitude (a fixed linear congruential sequence).
-    fn grating(w: usize, h: usize, period: f32, normal: f32, noise: f32) -> Plane<f32> {
+    pub(crate) fn grating(w: usize, h: usize, period: f32, normal: f32, noise: f32) -> Plane<f32> {
         let mut p = Plane::<f32>::new(w, h);
         let (c, s) = (normal.cos(), normal.sin());
         let mut state = 12345u32;
