@@ -216,7 +216,8 @@ impl Extractor for ClassicalExtractor {
         let ridges = binarize::binarize(&filtered, &seg.mask);
         let skeleton = thinning::thin(&ridges);
         let inner = segmentation::erode(&seg.mask, BORDER_MARGIN);
-        let found = minutiae::detect(&skeleton, &inner, &field);
+        let depth = segmentation::depth(&seg.mask);
+        let found = minutiae::detect(&skeleton, &inner, &depth, &field);
         tracing::debug!(
             width = w,
             height = h,
