@@ -253,8 +253,9 @@ pub const FIRST_PASS_FRACTION: f32 = 0.3;
 pub const REFINE_CYLINDERS: usize = 20;
 /// ... and passes this fraction of the gallery to the full score. With a
 /// 3% shortlist, leave-one-out rank-1 on the 400 FVC templates (extractor
-/// v4, matcher v2) is 97.25% against 98.50% exhaustive; 16 minutiae: 96.25%
-/// at 1.35× the speed, 24: 97.75% at 0.9×. That check is pessimistic for
+/// v4, matcher v2) is 97.25% against 98.50% exhaustive; 16 minutiae: 96.25%,
+/// 24: 97.75% (`sinhtrac bench finger`, two threads, same day: 1.97M/s with
+/// 16, 1.45–1.74M/s with 20, 1.30M/s with 24). That check is pessimistic for
 /// this stage: on 399 entries it passes only 2 to the full score, on
 /// 100,000 it passes 600.
 pub const REFINE_FRACTION: f32 = 0.006;
