@@ -264,7 +264,8 @@ pub const REFINE_FRACTION: f32 = 0.006;
 
 /// Default decision threshold on the `[0, 1]` MCC score: the highest of the
 /// per-database FMR = 0.1% thresholds on the extended FVC impostor sets
-/// (FVC2000 DB1–4 B, FVC2002 DB1 B; 0.025–0.040 with extractor v4, matcher v2). LSS-R
-/// relaxation shrinks scores, so useful thresholds are small. Prefer a threshold calibrated on
-/// your own impostor scores with [`crate::fvc::threshold_for_fmr`].
+/// (FVC2000 DB1–4 B, FVC2002 DB1 B; 0.025–0.040 with extractor v4 and
+/// matcher v2). LSS-R relaxation shrinks scores, so useful thresholds are
+/// small. Prefer a threshold calibrated on your own impostor scores with
+/// [`crate::fvc::threshold_for_fmr`].
 pub const DEFAULT_THRESHOLD: f32 = 0.040;

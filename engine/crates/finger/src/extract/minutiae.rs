@@ -284,17 +284,7 @@ pub(crate) fn detect(
         }
     }
     for &a in &alive {
-        let crowd = alive
-            .iter()
-            .filter(|&&b| {
-                b != a && {
-                    let dx = cands[b].x as f32 - cands[a].x as f32;
-                    let dy = cands[b].y as f32 - cands[a].y as f32;
-                    dx * dx + dy * dy < CLUSTER_RADIUS * CLUSTER_RADIUS
-                }
-            })
-            .count();
-        if crowd >= CLUSTER_MAX {
+        if neighbours(&cands, &alive, a, CLUSTER_RADIUS) >= CLUSTER_MAX {
             drop[a] = true;
         }
     }
@@ -303,16 +293,7 @@ pub(crate) fn detect(
         .iter()
         .map(|&k| {
             let mut c = cands[k];
-            let crowd = survivors
-                .iter()
-                .filter(|&&b| {
-                    b != k && {
-                        let dx = cands[b].x as f32 - c.x as f32;
-                        let dy = cands[b].y as f32 - c.y as f32;
-                        dx * dx + dy * dy < QUALITY_CROWD_RADIUS * QUALITY_CROWD_RADIUS
-                    }
-                })
-                .count();
+            let crowd = neighbours(&cands, &survivors, k, QUALITY_CROWD_RADIUS);
             c.quality = quality(field.coherence.at(c.x, c.y), depth.at(c.x, c.y), crowd);
             c
         })
@@ -320,6 +301,22 @@ pub(crate) fn detect(
     out.sort_by_key(|c| std::cmp::Reverse(c.quality));
     out.truncate(MAX_MINUTIAE);
     out
+}
+
+/// How many of the candidates `among` (other than `k`) lie closer than
+/// `radius` to candidate `k`.
+fn neighbours(cands: &[Candidate], among: &[usize], k: usize, radius: f32) -> usize {
+    let c = cands[k];
+    among
+        .iter()
+        .filter(|&&b| {
+            b != k && {
+                let dx = cands[b].x as f32 - c.x as f32;
+                let dy = cands[b].y as f32 - c.y as f32;
+                dx * dx + dy * dy < radius * radius
+            }
+        })
+        .count()
 }
 
 /// Minutia quality `1..=100`: the orientation coherence at the minutia,
