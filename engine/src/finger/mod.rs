@@ -39,13 +39,14 @@ pub const CLASSICAL_MODEL_ID: &str = "finger-classical";
 /// What the classical pipeline's version hash covers: bump it whenever the extractor's or the matcher's
 /// parameters change, so calibrations and stored galleries made with the old scores are refused.
 pub const CLASSICAL_PIPELINE: &str =
-    "sinhtrac-finger classical extractor v4 (Fourier ridge period, spectral orientation blend, period-scaled structure tensor, edge- and crowd-scaled minutia quality) + MCC-Bit/LSS-R matcher v2 (one-to-one pairs) (params.rs of 2026-12-01)";
+    "sinhtrac-finger classical extractor v5 (Fourier ridge period, spectral orientation blend, period-scaled structure tensor, edge- and crowd-scaled minutia quality, ridge-flow descriptors) + MCC-Bit/LSS-R matcher v3 (one-to-one pairs, ridge-flow and minutia-type weights) (params.rs of 2026-12-01)";
 
 /// Model id of templates made by the LEADER network (see [`FingerSpace::leader`]).
 pub const LEADER_MODEL_ID: &str = "finger-leader";
 
 /// The matcher whose scores every finger space's calibration describes (bump with its parameters).
-const MATCHER_VERSION: &str = "MCC-Bit/LSS-R matcher v2 (one-to-one pairs)";
+const MATCHER_VERSION: &str =
+    "MCC-Bit/LSS-R matcher v3 (one-to-one pairs, ridge-flow and minutia-type weights)";
 
 /// Resolution assumed when a caller does not say (the FVC and ISO 19794-4 standard).
 pub const DEFAULT_DPI: u16 = 500;
@@ -314,6 +315,7 @@ mod tests {
                     quality: 60,
                 })
                 .collect(),
+            flow: Vec::new(),
         }
     }
 

@@ -10,8 +10,9 @@
 //!   ([`FingerTemplate::to_bytes`] / [`FingerTemplate::from_bytes`]);
 //!   [`FingerRecord`] reads and writes ISO/IEC 19794-2:2005 and
 //!   ANSI/INCITS 378-2004 multi-finger records.
-//! - [`Matcher`] (MCC-Bit + LSS-R) is built once per probe and scores
-//!   candidates in `[0, 1]` from any thread; [`Gallery`] does 1:N with a
+//! - [`Matcher`] (MCC-Bit + LSS-R, each pair's similarity weighted by the
+//!   minutiae's ridge-flow descriptors, [`FlowDescriptor`]) is built once
+//!   per probe and scores candidates in `[0, 1]` from any thread; [`Gallery`] does 1:N with a
 //!   coarse pre-selection and multi-finger fusion.
 //! - [`fvc`] runs the FVC protocol over a folder of `NNN_M` images;
 //!   [`reference`] compares an extractor's minutiae with a reference's.
@@ -30,6 +31,7 @@
 mod coarse;
 mod error;
 mod extract;
+mod flow;
 pub mod fvc;
 mod mcc;
 pub mod params;
@@ -42,6 +44,7 @@ pub use error::{FingerError, Result};
 pub use extract::{
     finish_template, prepare, ClassicalExtractor, Extractor, ImageView, PreparedImage,
 };
+pub use flow::{FlowDescriptor, FLOW_BYTES};
 pub use mcc::{Matcher, SearchTemplate, CYLINDER_BITS, CYLINDER_WORDS};
 pub use search::{fuse_scores, Gallery, GalleryEntry, Hit, SearchOptions, SubjectHit};
 pub use standard::{FingerPosition, FingerRecord, FingerView, Standard};

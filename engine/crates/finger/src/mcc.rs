@@ -8,7 +8,11 @@
 //! over the cells valid in both (tolerates partial overlap); the best local
 //! matches, at most one per minutia, are then relaxed against each other's
 //! geometry (tolerates distortion but punishes inconsistent pairs) and
-//! averaged into a score in `[0, 1]`.
+//! averaged into a score in `[0, 1]`. Two additions to the paper: when both
+//! templates carry ridge-flow descriptors ([`crate::FlowDescriptor`]), each
+//! pair's cylinder similarity is weighted by how alike the ridge flow
+//! around the two minutiae is ([`FLOW_WEIGHT`]), and consolidated pairs of
+//! the same minutia type count a little more ([`MCC_TYPE_WEIGHT`]).
 //!
 //! ```
 //! use sinhtrac_finger::{FingerTemplate, Matcher, Minutia, MinutiaKind};
@@ -16,15 +20,16 @@
 //!     x: 40 + (i * 37) % 220, y: 40 + (i * 53) % 220,
 //!     angle: f32::from(i) * 0.7 % 6.28, kind: MinutiaKind::Ending, quality: 50,
 //! }).collect();
-//! let t = FingerTemplate { width: 300, height: 300, dpi: 500, minutiae };
+//! let t = FingerTemplate { width: 300, height: 300, dpi: 500, minutiae, flow: vec![] };
 //! let matcher = Matcher::new(&t);
 //! let same = matcher.score_template(&t);
 //! assert!(same > 0.9, "{same}");
 //! ```
 
 use crate::coarse::{coarse_code, coarse_similarity, CoarseCode};
+use crate::flow::{self, FLOW_LANES};
 use crate::params::*;
-use crate::template::FingerTemplate;
+use crate::template::{FingerTemplate, MinutiaKind};
 use std::f32::consts::{PI, TAU};
 use std::sync::OnceLock;
 
@@ -48,6 +53,10 @@ pub struct Cylinder {
     y: f32,
     /// Direction in `[0, 2π)`.
     pub(crate) angle: f32,
+    kind: MinutiaKind,
+    /// Ridge-flow descriptor, one byte a sample (all off-print when the
+    /// template has none).
+    flow: [u8; FLOW_LANES],
 }
 
 /// The search form of a template: valid cylinders plus a coarse signature
@@ -57,6 +66,8 @@ pub struct Cylinder {
 pub struct SearchTemplate {
     cylinders: Vec<Cylinder>,
     coarse: Vec<CoarseCode>,
+    /// Whether the template carried ridge-flow descriptors.
+    has_flow: bool,
 }
 
 impl SearchTemplate {
@@ -84,7 +95,14 @@ impl SearchTemplate {
         let mut with_q: Vec<(u8, Cylinder)> = pts
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| build_cylinder(i, &pts, &hull).map(|c| (p.3, c)))
+            .filter_map(|(i, p)| {
+                let mut c = build_cylinder(i, &pts, &hull)?;
+                c.kind = t.minutiae[i].kind;
+                if let Some(d) = t.flow.get(i) {
+                    c.flow = d.lanes();
+                }
+                Some((p.3, c))
+            })
             .collect();
         // Best quality first: the coarse signature takes a prefix.
         with_q.sort_by_key(|c| std::cmp::Reverse(c.0));
@@ -98,7 +116,11 @@ impl SearchTemplate {
             .take(COARSE_MINUTIAE)
             .map(coarse_code)
             .collect();
-        SearchTemplate { cylinders, coarse }
+        SearchTemplate {
+            cylinders,
+            coarse,
+            has_flow: !t.flow.is_empty(),
+        }
     }
 
     /// Number of valid cylinders.
@@ -184,7 +206,13 @@ impl Matcher {
 
     /// Similarity in `[0, 1]` (0 = no evidence, 1 = identical).
     pub fn score(&self, candidate: &SearchTemplate) -> f32 {
-        lss_r(&self.probe.cylinders, &self.geometry, &candidate.cylinders)
+        let flow = self.probe.has_flow && candidate.has_flow;
+        lss_r(
+            &self.probe.cylinders,
+            &self.geometry,
+            &candidate.cylinders,
+            flow,
+        )
     }
 
     /// [`Matcher::score`] over only the best-quality `cylinders` minutiae of
@@ -193,7 +221,12 @@ impl Matcher {
     pub fn score_best(&self, candidate: &SearchTemplate, cylinders: usize) -> f32 {
         let a = &self.probe.cylinders[..cylinders.min(self.probe.cylinders.len())];
         let b = &candidate.cylinders[..cylinders.min(candidate.cylinders.len())];
-        lss_r(a, &self.geometry, b)
+        lss_r(
+            a,
+            &self.geometry,
+            b,
+            self.probe.has_flow && candidate.has_flow,
+        )
     }
 
     /// Convenience: builds the candidate's search form and scores it.
@@ -288,6 +321,8 @@ fn build_cylinder(i: usize, pts: &[(f32, f32, f32, u8)], hull: &[(f32, f32)]) ->
         y: my,
         // Templates hold angles in [0, 2π) already; the comparison's cheap wraps rely on it.
         angle: wrap_tau(ma),
+        kind: MinutiaKind::Other,
+        flow: [FLOW_OFF_PRINT; FLOW_LANES],
     })
 }
 
@@ -638,13 +673,13 @@ fn best_one_to_one(keys: &mut [u64], n: usize) -> Vec<(f32, u16, u16)> {
 }
 
 /// Local similarity sort with relaxation.
-fn lss_r(a: &[Cylinder], ga: &Geometry, b: &[Cylinder]) -> f32 {
+fn lss_r(a: &[Cylinder], ga: &Geometry, b: &[Cylinder], use_flow: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if has_fast_popcount() {
         // SAFETY: has_fast_popcount() checked popcnt and AVX2 at run time.
-        return unsafe { lss_r_avx2(a, ga, b) };
+        return unsafe { lss_r_avx2(a, ga, b, use_flow) };
     }
-    lss_r_generic(a, ga, b, counts)
+    lss_r_generic(a, ga, b, counts, use_flow.then_some(flow::agreement))
 }
 
 /// [`lss_r_generic`] compiled with hardware popcount (the baseline x86-64
@@ -652,9 +687,15 @@ fn lss_r(a: &[Cylinder], ga: &Geometry, b: &[Cylinder]) -> f32 {
 /// popcount loops inline into the pair loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt,avx2")]
-unsafe fn lss_r_avx2(a: &[Cylinder], ga: &Geometry, b: &[Cylinder]) -> f32 {
-    // The closure inherits this function's target features, so the AVX2 counts inline.
-    lss_r_generic(a, ga, b, |x, y, m| counts_avx2(x, y, m))
+unsafe fn lss_r_avx2(a: &[Cylinder], ga: &Geometry, b: &[Cylinder], use_flow: bool) -> f32 {
+    // The closures inherit this function's target features, so the AVX2 kernels inline.
+    lss_r_generic(
+        a,
+        ga,
+        b,
+        |x, y, m| counts_avx2(x, y, m),
+        use_flow.then_some(|x: &[u8; FLOW_LANES], y: &[u8; FLOW_LANES]| flow::agreement_avx2(x, y)),
+    )
 }
 
 #[inline(always)]
@@ -663,6 +704,7 @@ fn lss_r_generic(
     ga: &Geometry,
     b: &[Cylinder],
     count_bits: impl Fn(&Cylinder, &Cylinder, &[u64; CELL_WORDS]) -> (u32, u32, u32) + Copy,
+    flow_agreement: Option<impl Fn(&[u8; FLOW_LANES], &[u8; FLOW_LANES]) -> (u32, u32)>,
 ) -> f32 {
     let (na, nb) = (a.len(), b.len());
     // `a` may be a prefix of the geometry's template: rows keep its stride.
@@ -679,7 +721,10 @@ fn lss_r_generic(
         while aligned != 0 {
             let j = aligned.trailing_zeros() as usize;
             aligned &= aligned - 1;
-            let s = local_similarity(ca, &b[j], min_cells, count_bits);
+            let mut s = local_similarity(ca, &b[j], min_cells, count_bits);
+            if let (true, Some(agree)) = (s > 0.0, &flow_agreement) {
+                s *= flow::factor(agree(&ca.flow, &b[j].flow));
+            }
             if s > 0.0 {
                 keys.push(pair_key(s, i, j));
             }
@@ -762,8 +807,25 @@ fn lss_r_generic(
     let kept: Vec<f32> = lambda.iter().zip(&lambda0).map(|(l, l0)| l / l0).collect();
     let mut order: Vec<usize> = (0..nr).collect();
     order.sort_by(|&x, &y| kept[y].total_cmp(&kept[x]));
-    let sum: f32 = order.iter().take(np).map(|&t| lambda[t]).sum();
+    let sum: f32 = order
+        .iter()
+        .take(np)
+        .map(|&t| {
+            let kinds = (a[pairs[t].1 as usize].kind, b[pairs[t].2 as usize].kind);
+            lambda[t] * type_weight(kinds)
+        })
+        .sum();
     (sum / np as f32).clamp(0.0, 1.0)
+}
+
+/// [`MCC_TYPE_WEIGHT`]: same types count more, mixed less, unknown as is.
+#[inline(always)]
+fn type_weight(kinds: (MinutiaKind, MinutiaKind)) -> f32 {
+    match kinds {
+        (MinutiaKind::Other, _) | (_, MinutiaKind::Other) => 1.0,
+        (x, y) if x == y => 1.0 + MCC_TYPE_WEIGHT,
+        _ => 1.0 - MCC_TYPE_WEIGHT,
+    }
 }
 
 #[cfg(test)]
@@ -786,12 +848,23 @@ mod tests {
                 kind: MinutiaKind::Ending,
                 quality: 50,
             })
+            .collect::<Vec<_>>();
+        // Random ridge flow around each minutia (moves with it in `transform`).
+        let flow = (0..n)
+            .map(|_| {
+                let mut codes = [0u8; FLOW_SAMPLES];
+                for c in codes.iter_mut() {
+                    *c = (next() % 16) as u8;
+                }
+                crate::FlowDescriptor::from_codes(&codes)
+            })
             .collect();
         FingerTemplate {
             width: 300,
             height: 300,
             dpi: 500,
             minutiae,
+            flow,
         }
     }
 
@@ -826,11 +899,19 @@ mod tests {
         for seed in [3, 4, 5] {
             let u = SearchTemplate::new(&synthetic(seed, 40));
             let g = Geometry::new(&t);
-            assert_eq!(
-                lss_r(&t.cylinders, &g, &u.cylinders),
-                lss_r_generic(&t.cylinders, &g, &u.cylinders, counts),
-                "seed {seed}"
-            );
+            for use_flow in [false, true] {
+                assert_eq!(
+                    lss_r(&t.cylinders, &g, &u.cylinders, use_flow),
+                    lss_r_generic(
+                        &t.cylinders,
+                        &g,
+                        &u.cylinders,
+                        counts,
+                        use_flow.then_some(flow::agreement)
+                    ),
+                    "seed {seed}"
+                );
+            }
         }
     }
 

@@ -169,13 +169,22 @@ impl Extractor for ConfirmedExtractor<'_> {
     fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate> {
         let t = self.inner.extract(image)?;
         let r = self.reference.extract(image)?;
-        let kept = t
+        let keep: Vec<bool> = t
             .minutiae
             .iter()
-            .filter(|m| near(m, &r.minutiae, self.max_dist))
-            .copied()
+            .map(|m| near(m, &r.minutiae, self.max_dist))
             .collect();
-        finish_template(u32::from(t.width), u32::from(t.height), kept)
+        let kept = t.minutiae.iter().zip(&keep).filter(|p| *p.1).map(|p| *p.0);
+        let mut out = finish_template(u32::from(t.width), u32::from(t.height), kept.collect())?;
+        // Descriptors stay with their minutiae (none if the inner extractor made none).
+        out.flow = t
+            .flow
+            .iter()
+            .zip(&keep)
+            .filter(|p| *p.1)
+            .map(|p| *p.0)
+            .collect();
+        Ok(out)
     }
 
     fn name(&self) -> &'static str {
@@ -203,6 +212,7 @@ mod tests {
                     quality: 50,
                 })
                 .collect(),
+            flow: Vec::new(),
         }
     }
 

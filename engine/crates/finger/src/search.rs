@@ -7,7 +7,7 @@
 //! let finger = |seed: u16| FingerTemplate { width: 300, height: 300, dpi: 500,
 //!     minutiae: (0..30u16).map(|i| Minutia { x: 30 + (i * 37 + seed * 11) % 240,
 //!         y: 30 + (i * 53 + seed * 7) % 240, angle: f32::from((i + seed) % 62) / 10.0,
-//!         kind: MinutiaKind::Ending, quality: 50 }).collect() };
+//!         kind: MinutiaKind::Ending, quality: 50 }).collect(), flow: vec![] };
 //! let mut gallery = Gallery::new();
 //! for subject in 0..20u64 {
 //!     gallery.insert(subject, FingerPosition::RIGHT_INDEX, &finger(subject as u16));
@@ -388,6 +388,7 @@ mod tests {
                     quality: 50,
                 })
                 .collect(),
+            flow: Vec::new(),
         }
     }
 

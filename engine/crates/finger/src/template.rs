@@ -5,13 +5,17 @@
 //! [`crate::Matcher`] and [`crate::SearchTemplate`] and never stored, so a
 //! template stays valid when the matcher changes.
 //!
-//! The binary form ([`FingerTemplate::to_bytes`]) is:
+//! The binary form ([`FingerTemplate::to_bytes`], version 2) is:
 //! `"STFT"`, version `u16`, width `u16`, height `u16`, dpi `u16`, count
 //! `u16`, then `count` × (x `u16`, y `u16`, angle `u16` in 2π/65536 units,
-//! kind `u8`, quality `u8`), then a CRC-32 of everything before it; all
-//! little-endian. [`FingerTemplate::from_bytes`] validates every field.
+//! kind `u8`, quality `u8`), then a flag `u8` (1 = ridge-flow descriptors
+//! follow, 0 = none) and, if 1, `count` × [`FLOW_BYTES`] descriptor bytes,
+//! then a CRC-32 of everything before it; all little-endian. Version 1 is
+//! the same without the flag and descriptors, and still reads.
+//! [`FingerTemplate::from_bytes`] validates every field.
 
 use crate::error::{FingerError, Result};
+use crate::flow::{FlowDescriptor, FLOW_BYTES};
 use serde::{Deserialize, Serialize};
 use std::f32::consts::TAU;
 
@@ -78,11 +82,16 @@ pub struct FingerTemplate {
     pub dpi: u16,
     /// Minutiae.
     pub minutiae: Vec<Minutia>,
+    /// Ridge-flow descriptor of each minutia (same order), or empty when
+    /// the source had none (ISO/ANSI records, version-1 templates): the
+    /// matcher then compares cylinders alone.
+    #[serde(default)]
+    pub flow: Vec<FlowDescriptor>,
 }
 
 const MAGIC: &[u8; 4] = b"STFT";
 /// Current version of the binary template format.
-pub const TEMPLATE_VERSION: u16 = 1;
+pub const TEMPLATE_VERSION: u16 = 2;
 const FORMAT: &str = "sinhtrac template";
 const HEADER_LEN: usize = 14;
 const MINUTIA_LEN: usize = 8;
@@ -92,7 +101,8 @@ pub const MAX_TEMPLATE_MINUTIAE: usize = 255;
 impl FingerTemplate {
     /// Checks that every field is in range: non-zero size and dpi,
     /// coordinates inside the image, finite angles in `[0, 2π)`, quality
-    /// ≤ 100, at most [`MAX_TEMPLATE_MINUTIAE`] minutiae.
+    /// ≤ 100, at most [`MAX_TEMPLATE_MINUTIAE`] minutiae, no descriptors or
+    /// one per minutia.
     pub fn validate(&self) -> Result<()> {
         let bad = |field, value: i64| FingerError::OutOfRange {
             format: FORMAT,
@@ -110,6 +120,9 @@ impl FingerTemplate {
         }
         if self.minutiae.len() > MAX_TEMPLATE_MINUTIAE {
             return Err(bad("count", self.minutiae.len() as i64));
+        }
+        if !self.flow.is_empty() && self.flow.len() != self.minutiae.len() {
+            return Err(bad("flow descriptors", self.flow.len() as i64));
         }
         for m in &self.minutiae {
             if m.x >= self.width {
@@ -131,7 +144,8 @@ impl FingerTemplate {
     /// Encodes to the versioned binary form (validates first).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate()?;
-        let mut out = Vec::with_capacity(HEADER_LEN + self.minutiae.len() * MINUTIA_LEN + 4);
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + self.minutiae.len() * (MINUTIA_LEN + FLOW_BYTES) + 5);
         out.extend_from_slice(MAGIC);
         for v in [
             TEMPLATE_VERSION,
@@ -149,6 +163,10 @@ impl FingerTemplate {
             out.push(m.kind.code());
             out.push(m.quality);
         }
+        out.push(u8::from(!self.flow.is_empty()));
+        for d in &self.flow {
+            out.extend_from_slice(&d.0);
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         Ok(out)
@@ -165,7 +183,7 @@ impl FingerTemplate {
             });
         }
         let version = r.u16_le(4)?;
-        if version != TEMPLATE_VERSION {
+        if !(1..=TEMPLATE_VERSION).contains(&version) {
             return Err(FingerError::UnsupportedVersion {
                 format: FORMAT,
                 found: version.to_string(),
@@ -177,7 +195,23 @@ impl FingerTemplate {
             r.u16_le(10)?,
             r.u16_le(12)? as usize,
         );
-        let expected = HEADER_LEN + count * MINUTIA_LEN + 4;
+        let records = HEADER_LEN + count * MINUTIA_LEN;
+        let has_flow = match version {
+            1 => false,
+            _ => match r.u8(records)? {
+                0 => false,
+                1 => true,
+                flag => {
+                    return Err(FingerError::OutOfRange {
+                        format: FORMAT,
+                        field: "flow flag",
+                        value: flag.into(),
+                    })
+                }
+            },
+        };
+        let flow_at = records + usize::from(version > 1);
+        let expected = flow_at + if has_flow { count * FLOW_BYTES } else { 0 } + 4;
         if bytes.len() != expected {
             return Err(FingerError::LengthMismatch {
                 format: FORMAT,
@@ -212,11 +246,21 @@ impl FingerTemplate {
                 quality: r.u8(o + 7)?,
             });
         }
+        let mut flow = Vec::new();
+        if has_flow {
+            for i in 0..count {
+                let b = r.bytes(flow_at + i * FLOW_BYTES, FLOW_BYTES)?;
+                let mut d = [0u8; FLOW_BYTES];
+                d.copy_from_slice(b);
+                flow.push(FlowDescriptor(d));
+            }
+        }
         let t = FingerTemplate {
             width,
             height,
             dpi,
             minutiae,
+            flow,
         };
         t.validate()?;
         Ok(t)
@@ -296,6 +340,10 @@ mod tests {
                     quality: 0,
                 },
             ],
+            flow: vec![
+                FlowDescriptor([0x21; FLOW_BYTES]),
+                FlowDescriptor([0xf3; FLOW_BYTES]),
+            ],
         }
     }
 
@@ -308,6 +356,73 @@ mod tests {
             assert_eq!((a.x, a.y, a.kind, a.quality), (b.x, b.y, b.kind, b.quality));
             assert!((a.angle - b.angle).abs() < 1e-3);
         }
+        assert_eq!(back.flow, t.flow);
+        let bare = FingerTemplate {
+            flow: Vec::new(),
+            ..t.clone()
+        };
+        let back = FingerTemplate::from_bytes(&bare.to_bytes().unwrap()).unwrap();
+        assert!(back.flow.is_empty());
+        assert_eq!(back.minutiae.len(), 2);
+    }
+
+    /// Galleries written before descriptors (version 1: no flag byte) still read.
+    #[test]
+    fn reads_version_1() {
+        let t = sample();
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        for v in [1u16, t.width, t.height, t.dpi, 2] {
+            v1.extend_from_slice(&v.to_le_bytes());
+        }
+        for m in &t.minutiae {
+            v1.extend_from_slice(&m.x.to_le_bytes());
+            v1.extend_from_slice(&m.y.to_le_bytes());
+            v1.extend_from_slice(&angle_to_u16(m.angle).to_le_bytes());
+            v1.extend([m.kind.code(), m.quality]);
+        }
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let back = FingerTemplate::from_bytes(&v1).unwrap();
+        assert_eq!((back.minutiae.len(), back.flow.len()), (2, 0));
+        assert_eq!(back.minutiae[1].kind, MinutiaKind::Bifurcation);
+    }
+
+    #[test]
+    fn rejects_bad_descriptor_fields() {
+        let mut t = sample();
+        t.flow.pop();
+        assert!(matches!(
+            t.to_bytes(),
+            Err(FingerError::OutOfRange {
+                field: "flow descriptors",
+                value: 1,
+                ..
+            })
+        ));
+        let mut bytes = sample().to_bytes().unwrap();
+        let flag_at = HEADER_LEN + 2 * MINUTIA_LEN;
+        bytes[flag_at] = 2;
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            FingerTemplate::from_bytes(&bytes),
+            Err(FingerError::OutOfRange {
+                field: "flow flag",
+                value: 2,
+                ..
+            })
+        ));
+        // Flag says descriptors, but they are cut off: a length error.
+        let mut cut = sample().to_bytes().unwrap();
+        cut.truncate(flag_at + 1 + FLOW_BYTES);
+        let crc = crc32fast::hash(&cut);
+        cut.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            FingerTemplate::from_bytes(&cut),
+            Err(FingerError::LengthMismatch { .. })
+        ));
     }
 
     #[test]

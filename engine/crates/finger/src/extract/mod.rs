@@ -5,7 +5,9 @@
 //! stages, one file each: `resample` → `segmentation` → `normalize` →
 //! `orientation` → `frequency` → `enhance` (Gabor) → `binarize` →
 //! `thinning` → `minutiae` (crossing number, direction, false-minutiae
-//! removal, quality). All constants live in [`crate::params`].
+//! removal, quality), then each minutia's ridge-flow descriptor from the
+//! orientation field ([`crate::flow`]). All constants live in
+//! [`crate::params`].
 //!
 //! Learned extractors (the engine's LEADER ONNX extractor) implement the
 //! same trait and share the front of the pipeline through [`prepare`]:
@@ -186,7 +188,8 @@ pub fn prepare(image: &ImageView<'_>) -> Result<PreparedImage> {
 
 /// The last gate every extractor shares: fewer than [`MIN_MINUTIAE`]
 /// minutiae is [`FingerError::TooFewMinutiae`]; otherwise the template of a
-/// `width` × `height` image prepared at [`TARGET_DPI`] (see [`prepare`]).
+/// `width` × `height` image prepared at [`TARGET_DPI`] (see [`prepare`]),
+/// without ridge-flow descriptors.
 pub fn finish_template(width: u32, height: u32, minutiae: Vec<Minutia>) -> Result<FingerTemplate> {
     if minutiae.len() < MIN_MINUTIAE {
         return Err(FingerError::TooFewMinutiae {
@@ -199,6 +202,7 @@ pub fn finish_template(width: u32, height: u32, minutiae: Vec<Minutia>) -> Resul
         height: height as u16,
         dpi: TARGET_DPI,
         minutiae,
+        flow: Vec::new(),
     })
 }
 
@@ -218,6 +222,17 @@ impl Extractor for ClassicalExtractor {
         let inner = segmentation::erode(&seg.mask, BORDER_MARGIN);
         let depth = segmentation::depth(&seg.mask);
         let found = minutiae::detect(&skeleton, &inner, &depth, &field);
+        let flow = found
+            .iter()
+            .map(|c| {
+                crate::flow::describe(c.x as f32, c.y as f32, c.angle, |x, y| {
+                    seg.mask
+                        .get(x, y)
+                        .filter(|&on| on)
+                        .map(|_| field.angle.at(x as usize, y as usize))
+                })
+            })
+            .collect();
         tracing::debug!(
             width = w,
             height = h,
@@ -227,7 +242,9 @@ impl Extractor for ClassicalExtractor {
             minutiae = found.len(),
             "classical extraction"
         );
-        finish_template(w, h, found.into_iter().map(Minutia::from).collect())
+        let mut template = finish_template(w, h, found.into_iter().map(Minutia::from).collect())?;
+        template.flow = flow;
+        Ok(template)
     }
 
     fn name(&self) -> &'static str {

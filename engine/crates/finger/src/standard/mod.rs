@@ -11,7 +11,8 @@
 //! use sinhtrac_finger::{FingerRecord, FingerView, FingerPosition, FingerTemplate,
 //!     Minutia, MinutiaKind, Standard};
 //! let template = FingerTemplate { width: 300, height: 300, dpi: 500, minutiae: vec![
-//!     Minutia { x: 100, y: 120, angle: 0.5, kind: MinutiaKind::Ending, quality: 60 }] };
+//!     Minutia { x: 100, y: 120, angle: 0.5, kind: MinutiaKind::Ending, quality: 60 }],
+//!     flow: vec![] };
 //! let record = FingerRecord::single(FingerPosition::RIGHT_INDEX, template);
 //! let bytes = record.encode(Standard::Iso19794_2_2005)?;
 //! let back = FingerRecord::decode(&bytes, Standard::Iso19794_2_2005)?;
@@ -387,6 +388,8 @@ pub(crate) fn read_views(
                 height: g.height,
                 dpi: g.dpi,
                 minutiae,
+                // The standard records carry minutiae only.
+                flow: Vec::new(),
             },
         });
     }
