@@ -92,14 +92,16 @@ impl SearchTemplate {
             })
             .collect();
         let hull = convex_hull(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        // `flow` is a public field: descriptors count only when there is one per minutia.
+        let has_flow = !t.flow.is_empty() && t.flow.len() == t.minutiae.len();
         let mut with_q: Vec<(u8, Cylinder)> = pts
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
                 let mut c = build_cylinder(i, &pts, &hull)?;
                 c.kind = t.minutiae[i].kind;
-                if let Some(d) = t.flow.get(i) {
-                    c.flow = d.lanes();
+                if has_flow {
+                    c.flow = t.flow[i].lanes();
                 }
                 Some((p.3, c))
             })
@@ -119,7 +121,7 @@ impl SearchTemplate {
         SearchTemplate {
             cylinders,
             coarse,
-            has_flow: !t.flow.is_empty(),
+            has_flow,
         }
     }
 

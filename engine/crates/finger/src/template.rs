@@ -195,6 +195,14 @@ impl FingerTemplate {
             r.u16_le(10)?,
             r.u16_le(12)? as usize,
         );
+        // Refuse an impossible count before allocating or reading anything for it.
+        if count > MAX_TEMPLATE_MINUTIAE {
+            return Err(FingerError::OutOfRange {
+                format: FORMAT,
+                field: "count",
+                value: count as i64,
+            });
+        }
         let records = HEADER_LEN + count * MINUTIA_LEN;
         let has_flow = match version {
             1 => false,
@@ -441,6 +449,17 @@ mod tests {
         assert!(matches!(
             FingerTemplate::from_bytes(b"NOPE0000000000"),
             Err(FingerError::BadMagic { .. })
+        ));
+        // A count no template may hold is refused before anything is read for it.
+        let mut huge = bytes.clone();
+        huge[12..14].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(matches!(
+            FingerTemplate::from_bytes(&huge),
+            Err(FingerError::OutOfRange {
+                field: "count",
+                value: 65535,
+                ..
+            })
         ));
         let mut longer = bytes.clone();
         longer.push(0);

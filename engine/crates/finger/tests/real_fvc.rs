@@ -239,7 +239,7 @@ fn reference_comparison_pairs_minutiae_within_the_distance() {
 
 /// FVC2000 DB3 on the FVC protocol: its EER is set by the top impostor
 /// scores (finger 109's small whorl against other first impressions), which
-/// under matcher v2 lay above 30 of the 280 genuine scores. With the
+/// under matcher v2 lay above about 30 of the 280 genuine scores. With the
 /// ridge-flow descriptors at most 20 genuine pairs may score below the top
 /// impostor (14 measured); with the descriptors stripped, as an ISO import
 /// would be, more than 25 do (31). The descriptors survive the binary form.
