@@ -2,9 +2,7 @@
 //! classical extractor's where LEADER found none nearby), measured in `engine/crates/finger/README.md`.
 
 use sinhtrac_finger::params::{MAX_MINUTIAE, MIN_MINUTIAE};
-use sinhtrac_finger::{
-    Extractor, FingerError, FingerTemplate, FlowDescriptor, ImageView, Minutia, Result,
-};
+use sinhtrac_finger::{Extractor, FingerError, FingerTemplate, ImageView, Result};
 
 /// Minutiae of `primary`, plus those of `secondary` farther than `min_distance` pixels from every primary
 /// one; best quality first, at most [`MAX_MINUTIAE`]. Runs both extractors (the cost is their sum).
@@ -52,18 +50,11 @@ impl Extractor for MergedExtractor<'_> {
             (Err(e), Err(_)) => return Err(e),
         };
         // Each minutia travels with its ridge-flow descriptor, if its template has them.
-        let with_flow = |t: &FingerTemplate| -> Vec<(Minutia, Option<FlowDescriptor>)> {
-            t.minutiae
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (*m, t.flow.get(i).copied()))
-                .collect()
-        };
-        let mut all = with_flow(&merged);
+        let mut all: Vec<_> = merged.minutiae_with_flow().collect();
         let d2 = self.min_distance * self.min_distance;
         if let Some(other) = other {
-            let extra: Vec<_> = with_flow(&other)
-                .into_iter()
+            let extra: Vec<_> = other
+                .minutiae_with_flow()
                 .filter(|(s, _)| {
                     merged.minutiae.iter().all(|p| {
                         let (dx, dy) = (
@@ -84,13 +75,7 @@ impl Extractor for MergedExtractor<'_> {
                 min: MIN_MINUTIAE,
             });
         }
-        merged.minutiae = all.iter().map(|(m, _)| *m).collect();
-        // The matcher compares descriptors for all minutiae or none: keep them only if every one has one.
-        merged.flow = all
-            .iter()
-            .map(|(_, d)| *d)
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
+        merged.set_minutiae_with_flow(all);
         Ok(merged)
     }
 
@@ -102,7 +87,7 @@ impl Extractor for MergedExtractor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sinhtrac_finger::MinutiaKind;
+    use sinhtrac_finger::{FlowDescriptor, Minutia, MinutiaKind};
 
     /// A fixed template, with or without descriptors (descriptor k holds code k
     /// in every sample, so each can be traced back to its minutia).

@@ -169,21 +169,14 @@ impl Extractor for ConfirmedExtractor<'_> {
     fn extract(&self, image: &ImageView<'_>) -> Result<FingerTemplate> {
         let t = self.inner.extract(image)?;
         let r = self.reference.extract(image)?;
-        let keep: Vec<bool> = t
-            .minutiae
-            .iter()
-            .map(|m| near(m, &r.minutiae, self.max_dist))
+        let kept: Vec<_> = t
+            .minutiae_with_flow()
+            .filter(|(m, _)| near(m, &r.minutiae, self.max_dist))
             .collect();
-        let kept = t.minutiae.iter().zip(&keep).filter(|p| *p.1).map(|p| *p.0);
-        let mut out = finish_template(u32::from(t.width), u32::from(t.height), kept.collect())?;
+        let minutiae = kept.iter().map(|(m, _)| *m).collect();
+        let mut out = finish_template(u32::from(t.width), u32::from(t.height), minutiae)?;
         // Descriptors stay with their minutiae (none if the inner extractor made none).
-        out.flow = t
-            .flow
-            .iter()
-            .zip(&keep)
-            .filter(|p| *p.1)
-            .map(|p| *p.0)
-            .collect();
+        out.set_minutiae_with_flow(kept);
         Ok(out)
     }
 

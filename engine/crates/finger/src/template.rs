@@ -141,6 +141,31 @@ impl FingerTemplate {
         Ok(())
     }
 
+    /// Each minutia with its ridge-flow descriptor, `None` when the template
+    /// has none: what code that filters or reorders minutiae works on, so
+    /// the descriptors cannot fall out of step (see
+    /// [`FingerTemplate::set_minutiae_with_flow`]).
+    pub fn minutiae_with_flow(
+        &self,
+    ) -> impl Iterator<Item = (Minutia, Option<FlowDescriptor>)> + '_ {
+        self.minutiae
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (*m, self.flow.get(i).copied()))
+    }
+
+    /// Replaces the minutiae and their descriptors. The matcher compares
+    /// descriptors for all minutiae or none, so they are kept only when
+    /// every minutia has one.
+    pub fn set_minutiae_with_flow(&mut self, pairs: Vec<(Minutia, Option<FlowDescriptor>)>) {
+        self.flow = pairs
+            .iter()
+            .map(|(_, d)| *d)
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        self.minutiae = pairs.into_iter().map(|(m, _)| m).collect();
+    }
+
     /// Encodes to the versioned binary form (validates first).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate()?;
@@ -372,6 +397,21 @@ mod tests {
         let back = FingerTemplate::from_bytes(&bare.to_bytes().unwrap()).unwrap();
         assert!(back.flow.is_empty());
         assert_eq!(back.minutiae.len(), 2);
+    }
+
+    #[test]
+    fn minutiae_and_descriptors_move_together() {
+        let mut t = sample();
+        let mut pairs: Vec<_> = t.minutiae_with_flow().collect();
+        pairs.reverse();
+        t.set_minutiae_with_flow(pairs.clone());
+        assert_eq!(t.minutiae[0].x, 299);
+        assert_eq!(t.flow, vec![sample().flow[1], sample().flow[0]]);
+        // One minutia without a descriptor: none are kept.
+        pairs[0].1 = None;
+        t.set_minutiae_with_flow(pairs);
+        assert_eq!((t.minutiae.len(), t.flow.len()), (2, 0));
+        assert!(t.minutiae_with_flow().all(|(_, d)| d.is_none()));
     }
 
     /// Galleries written before descriptors (version 1: no flag byte) still read.
